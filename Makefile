@@ -1,0 +1,50 @@
+# The two commands of the quickstart: `make run` and `make test`. Only Python 3.11 and make needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Tests need some secret key; the real one comes from the environment or .env.
+TEST_ENV := DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key-not-for-production}
+
+.PHONY: run test lint schema bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+# A local secret key, made once and never committed.
+.env:
+	$(PYTHON) -c 'import secrets; print("DJANGO_SECRET_KEY=" + secrets.token_urlsafe(50))' > .env
+
+run: $(VENV)/.installed .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v 0
+	$(BIN)/python manage.py quickstart
+	$(BIN)/gunicorn -c gunicorn.conf.py segmenter.wsgi:application
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+# Regenerate the committed OpenAPI schema after changing the API.
+schema: $(VENV)/.installed-dev
+	$(TEST_ENV) $(BIN)/python manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+	$(TEST_ENV) $(BIN)/python manage.py spectacular --validate --fail-on-warn --file $(VENV)/openapi.yaml
+	@diff -u docs/openapi.yaml $(VENV)/openapi.yaml || { echo "docs/openapi.yaml differs from the code: run make schema"; exit 1; }
+	$(TEST_ENV) $(BIN)/pytest
+
+bench: $(VENV)/.installed-dev
+	$(TEST_ENV) $(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) staticfiles

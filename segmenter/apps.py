@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class SegmenterConfig(AppConfig):
+    name = "segmenter"
+    verbose_name = "API access"
+
+    def ready(self) -> None:
+        from segmenter import db, schema  # noqa: F401  (schema registers the auth extension)
+
+        db.install_sqlite_functions()

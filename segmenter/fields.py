@@ -1,0 +1,61 @@
+"""Serializer fields for the values every endpoint shares: user ids and segment slugs (API.md)."""
+
+import re
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+MAX_USER_ID = 9223372036854775807
+SLUG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+MAX_SLUGS = 1000
+MAX_USER_IDS = 10_000
+
+
+def parse_user_id(value) -> int:
+    """An integer 1..2^63-1, given as a JSON integer or a string of digits; anything else is refused."""
+    if isinstance(value, bool):
+        raise serializers.ValidationError("A user id is an integer, not a boolean.")
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,19}", value):
+        value = int(value)
+    if not isinstance(value, int):
+        raise serializers.ValidationError(f"A user id is an integer from 1 to {MAX_USER_ID}.")
+    if not 1 <= value <= MAX_USER_ID:
+        raise serializers.ValidationError(f"A user id is an integer from 1 to {MAX_USER_ID}.")
+    return value
+
+
+def parse_slug(value) -> str:
+    if not isinstance(value, str) or not SLUG_RE.fullmatch(value):
+        shown = value[:120] if isinstance(value, str) else value
+        raise serializers.ValidationError(
+            f"Invalid segment slug {shown!r}: 1-100 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit."
+        )
+    return value
+
+
+@extend_schema_field(OpenApiTypes.INT64)
+class UserIdField(serializers.Field):
+    default_error_messages = {"invalid": "A user id is an integer."}
+
+    def to_internal_value(self, data) -> int:
+        return parse_user_id(data)
+
+    def to_representation(self, value) -> int:
+        return int(value)
+
+
+@extend_schema_field({"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", "example": "AVITO_DISCOUNT_30"})
+class SlugField(serializers.Field):
+    def to_internal_value(self, data) -> str:
+        return parse_slug(data)
+
+    def to_representation(self, value) -> str:
+        return value
+
+
+class SlugListField(serializers.ListField):
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("child", SlugField())
+        kwargs.setdefault("max_length", MAX_SLUGS)
+        super().__init__(**kwargs)

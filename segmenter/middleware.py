@@ -1,0 +1,22 @@
+from django.conf import settings
+
+from segmenter.errors import problem_json_response
+
+
+class ApiBodyLimitMiddleware:
+    """Refuse API request bodies over 1 MiB before anything reads them (413 problem+json)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/"):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+                return problem_json_response(
+                    413, "payload_too_large", "Payload too large", "Request body is larger than 1 MiB."
+                )
+        return self.get_response(request)

@@ -1,0 +1,34 @@
+"""JSON parsing that refuses oversized, malformed, non-UTF-8 and absurdly nested bodies with a 4xx."""
+
+import json
+
+from django.conf import settings
+from rest_framework import exceptions, parsers
+
+from segmenter.errors import PayloadTooLarge
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class JSONParser(parsers.JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise PayloadTooLarge()
+        if not raw.strip():
+            raise exceptions.ParseError("JSON parse error - the request body is empty.")
+        try:
+            return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except UnicodeDecodeError:
+            raise exceptions.ParseError("JSON parse error - the body is not UTF-8.") from None
+        except (ValueError, RecursionError) as exc:
+            raise exceptions.ParseError(f"JSON parse error - {str(exc)[:200]}") from None
+
+
+class AnyContentTypeJSONParser(JSONParser):
+    """For the seed-compatible endpoints: the old service read JSON whatever the Content-Type said."""
+
+    media_type = "*/*"

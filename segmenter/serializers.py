@@ -1,0 +1,46 @@
+"""Serializers shared by every app: the problem body and a base that refuses unknown fields."""
+
+from rest_framework import serializers
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so that a typo is a 400 rather than silently ignored."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class ProblemSerializer(serializers.Serializer):
+    status = serializers.IntegerField()
+    code = serializers.CharField()
+    title = serializers.CharField()
+    detail = serializers.CharField()
+
+
+PROBLEM_STATUSES = {
+    400: "Invalid input (malformed_json, validation_error)",
+    401: "No or unknown API token (not_authenticated)",
+    403: "Read-only token on a write (permission_denied)",
+    404: "Unknown user, segment or path",
+    409: "The segment exists (segment_exists)",
+    413: "Body over 1 MiB (payload_too_large)",
+    415: "Body is not JSON (unsupported_media_type)",
+}
+
+
+def problems(*statuses: int) -> dict:
+    """`responses` entries for @extend_schema: one problem+json response per status."""
+    from drf_spectacular.utils import OpenApiResponse
+
+    return {status: OpenApiResponse(ProblemSerializer, description=PROBLEM_STATUSES[status]) for status in statuses}
+
+
+def validated(serializer_class, data) -> dict:
+    """Validate request data with an input serializer; a ValidationError becomes a 400 problem."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

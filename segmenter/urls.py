@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from segmenter import seed_api, views
+from segments.views import SegmentViewSet
+from users.views import UserViewSet
+
+router = SimpleRouter()
+router.register("segments", SegmentViewSet, basename="segment")
+router.register("users", UserViewSet, basename="user")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/health/", views.health, name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/v1/", include(router.urls)),
+    path("api/create_segment", seed_api.CreateSegmentView.as_view()),
+    path("api/delete_segment", seed_api.DeleteSegmentView.as_view()),
+    path("api/update_user_segments", seed_api.UpdateUserSegmentsView.as_view()),
+    path("api/get_user_segments", seed_api.GetUserSegmentsView.as_view()),
+    path("api/auto_assign_segment", seed_api.AutoAssignSegmentView.as_view()),
+]
+
+handler404 = views.not_found
+handler500 = views.internal_error

@@ -1,0 +1,109 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from segmenter.fields import SlugField, SlugListField, UserIdField
+from segmenter.serializers import StrictSerializer
+from segments.services.memberships import MAX_TTL_SECONDS, AddItem
+
+PERCENT = {"max_digits": 5, "decimal_places": 2, "min_value": 0, "max_value": 100, "coerce_to_string": False}
+
+
+class SegmentSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    description = serializers.CharField()
+    rollout_percent = serializers.DecimalField(**PERCENT)
+    member_count = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class SegmentCreateSerializer(StrictSerializer):
+    slug = SlugField()
+    description = serializers.CharField(max_length=10_000, allow_blank=True, required=False, default="")
+    rollout_percent = serializers.DecimalField(**PERCENT, required=False, default=0)
+
+
+class SegmentChangeSerializer(StrictSerializer):
+    """PUT and PATCH: the fields to set; a missing field keeps its value."""
+
+    description = serializers.CharField(max_length=10_000, allow_blank=True, required=False)
+    rollout_percent = serializers.DecimalField(**PERCENT, required=False)
+
+
+class MemberSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    added_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    source = serializers.CharField()
+
+
+class RolloutRequestSerializer(StrictSerializer):
+    percent = serializers.DecimalField(**PERCENT)
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class RolloutResultSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    percent = serializers.DecimalField(**PERCENT)
+    added = serializers.IntegerField()
+    removed = serializers.IntegerField()
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "example": "AVITO_DISCOUNT_30"},
+            {
+                "type": "object",
+                "required": ["slug"],
+                "properties": {
+                    "slug": {"type": "string"},
+                    "expires_at": {"type": "string", "format": "date-time"},
+                    "ttl_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_TTL_SECONDS},
+                },
+            },
+        ]
+    }
+)
+class AddItemField(serializers.Field):
+    """An item of `add`: "SLUG", {"slug", "expires_at"} or {"slug", "ttl_seconds"}."""
+
+    def to_internal_value(self, data) -> AddItem:
+        if isinstance(data, str):
+            return AddItem(slug=SlugField().to_internal_value(data))
+        item = AddItemObjectSerializer(data=data)
+        item.is_valid(raise_exception=True)
+        return AddItem(**item.validated_data)
+
+    def to_representation(self, value):
+        return value.slug
+
+
+class AddItemObjectSerializer(StrictSerializer):
+    slug = SlugField()
+    expires_at = serializers.DateTimeField(required=False)
+    ttl_seconds = serializers.IntegerField(required=False, min_value=1, max_value=MAX_TTL_SECONDS)
+
+    def validate(self, attrs):
+        if "expires_at" in attrs and "ttl_seconds" in attrs:
+            raise serializers.ValidationError("Give expires_at or ttl_seconds, not both.")
+        return attrs
+
+
+class MembershipsPatchSerializer(StrictSerializer):
+    add = serializers.ListField(child=AddItemField(), required=False, default=list, max_length=1000)
+    remove = SlugListField(required=False, default=list)
+
+    def validate(self, attrs):
+        both = sorted({item.slug for item in attrs["add"]} & set(attrs["remove"]))
+        if both:
+            raise serializers.ValidationError(f"Segments both added and removed: {', '.join(both)}")
+        return attrs
+
+
+class MembershipsChangeSerializer(serializers.Serializer):
+    user_id = UserIdField()
+    added = serializers.ListField(child=serializers.CharField())
+    updated = serializers.ListField(child=serializers.CharField())
+    removed = serializers.ListField(child=serializers.CharField())
+    segments = serializers.ListField(child=serializers.CharField())

@@ -1,0 +1,42 @@
+"""The expiry sweep: due memberships leave, each with a `removed` event at its `expires_at`."""
+
+import logging
+
+from django.db import transaction
+
+from segmenter.db import lock_clause, now_sql
+from segments.services.history import changes_record
+
+logger = logging.getLogger(__name__)
+
+
+def memberships_expire(*, user_id: int | None = None, segment_id: int | None = None, batch_size: int = 10_000) -> int:
+    """Delete memberships whose `expires_at` has passed, in batches, and return how many.
+
+    Safe to run from several processes at once: each batch locks its rows with SKIP LOCKED,
+    so every expiry is written exactly once. Called by `expire_memberships`, by reports before
+    they read a period, and by the services that change a user or a segment.
+    """
+    where, params = "", []
+    if user_id is not None:
+        where += " AND user_id = %s"
+        params.append(user_id)
+    if segment_id is not None:
+        where += " AND segment_id = %s"
+        params.append(segment_id)
+    change_sql = (
+        "DELETE FROM segments_membership WHERE id IN ("
+        f" SELECT id FROM segments_membership WHERE expires_at <= {now_sql()}{where}"
+        f" ORDER BY expires_at LIMIT %s{lock_clause('UPDATE SKIP LOCKED')})"
+        " RETURNING user_id, segment_id, expires_at AS at"
+    )
+    total = 0
+    while True:
+        with transaction.atomic():
+            count = changes_record(change_sql, [*params, batch_size], operation="removed", source="ttl", actor="system")
+        total += count
+        if count < batch_size:
+            break
+    if total and user_id is None and segment_id is None:
+        logger.info("expired %d memberships", total)
+    return total

@@ -1,0 +1,161 @@
+"""Adding users to segments and removing them: one user at a time, all or nothing."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models.functions import Now
+
+from segmenter.db import in_list, lock_clause, now_sql
+from segmenter.errors import SegmentNotFound, UserNotFound, ValidationFailed
+from segments.models import Membership
+from segments.selectors import user_segment_slugs
+from segments.services.expiry import memberships_expire
+from segments.services.history import changes_record, now_column
+from users.models import User
+
+MAX_TTL_SECONDS = 100 * 366 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class AddItem:
+    """One segment to add: forever, until `expires_at`, or for `ttl_seconds`."""
+
+    slug: str
+    expires_at: datetime | None = None
+    ttl_seconds: int | None = None
+
+
+@dataclass
+class MembershipsChange:
+    user_id: int
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    segments: list[str] = field(default_factory=list)
+
+
+def memberships_update(
+    *, user_id: int, add: list[AddItem], remove: list[str], source: str, actor: str
+) -> MembershipsChange:
+    """Add and remove one user's segments atomically; write one history event per real change.
+
+    Re-adding an active member writes no history and sets its expiry to the one given
+    (none if none given); removing a non-member does nothing. On any error nothing changes.
+    """
+    _check_lists(add, remove)
+    with transaction.atomic():
+        db_now = (
+            User.objects.select_for_update(no_key=True)
+            .filter(pk=user_id)
+            .annotate(db_now=Now())
+            .values_list("db_now", flat=True)
+            .first()
+        )
+        if db_now is None:
+            raise UserNotFound(user_id)
+        segment_ids = _segments_lock(list(dict.fromkeys([item.slug for item in add] + list(remove))))
+        expiries = _expiries(add, db_now)
+        slug_of = {segment_id: slug for slug, segment_id in segment_ids.items()}
+
+        memberships_expire(user_id=user_id)
+        change = MembershipsChange(user_id=user_id)
+        if remove:
+            condition, params = in_list("segment_id", [segment_ids[slug] for slug in remove])
+            removed = changes_record(
+                f"DELETE FROM segments_membership WHERE user_id = %s AND {condition}"
+                f" RETURNING user_id, segment_id, {now_column()}",
+                [user_id, *params],
+                operation="removed",
+                source=source,
+                actor=actor,
+                returning=True,
+            )
+            change.removed = sorted(slug_of[segment_id] for _, segment_id in removed)
+        if add:
+            change.added, change.updated = _add(user_id, add, segment_ids, expiries, source, actor)
+        change.segments = user_segment_slugs(user_id) or []
+    return change
+
+
+def _check_lists(add: list[AddItem], remove: list[str]) -> None:
+    errors = {}
+    add_slugs = [item.slug for item in add]
+    both = sorted(set(add_slugs) & set(remove))
+    if both:
+        errors["non_field_errors"] = [f"Segments both added and removed: {', '.join(both)}"]
+    seen, twice = set(), set()
+    for slug in add_slugs:
+        (twice if slug in seen else seen).add(slug)
+    if twice:
+        errors["add"] = [f"Segments listed more than once: {', '.join(sorted(twice))}"]
+    for item in add:
+        if item.expires_at is not None and item.ttl_seconds is not None:
+            errors.setdefault("add", []).append(f"{item.slug}: give expires_at or ttl_seconds, not both")
+        if item.ttl_seconds is not None and not 1 <= item.ttl_seconds <= MAX_TTL_SECONDS:
+            errors.setdefault("add", []).append(f"{item.slug}: ttl_seconds must be from 1 to {MAX_TTL_SECONDS}")
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _segments_lock(slugs: list[str]) -> dict[str, int]:
+    """Resolve slugs to ids, holding FOR KEY SHARE so that a concurrent delete waits for us."""
+    if not slugs:
+        return {}
+    condition, params = in_list("slug", slugs)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT slug, id FROM segments_segment WHERE {condition} ORDER BY id{lock_clause('KEY SHARE')}", params
+        )
+        found = dict(cursor.fetchall())
+    missing = [slug for slug in slugs if slug not in found]
+    if missing:
+        raise SegmentNotFound(missing)
+    return found
+
+
+def _expiries(add: list[AddItem], db_now: datetime) -> dict[str, datetime | None]:
+    expiries, past = {}, []
+    for item in add:
+        expires_at = item.expires_at
+        if item.ttl_seconds is not None:
+            expires_at = db_now + timedelta(seconds=item.ttl_seconds)
+        if expires_at is not None and expires_at <= db_now:
+            past.append(item.slug)
+        expiries[item.slug] = expires_at
+    if past:
+        raise ValidationFailed({"add": [f"expires_at is in the past for: {', '.join(past)}"]})
+    return expiries
+
+
+def _add(user_id, add, segment_ids, expiries, source, actor) -> tuple[list[str], list[str]]:
+    values = ", ".join([f"(%s, %s, 'manual', {now_sql()}, %s)"] * len(add))
+    params = []
+    for item in add:
+        params += [user_id, segment_ids[item.slug], expiries[item.slug]]
+    inserted = changes_record(
+        "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
+        f" VALUES {values} ON CONFLICT (user_id, segment_id) DO NOTHING"
+        f" RETURNING user_id, segment_id, {now_column()}",
+        params,
+        operation="added",
+        source=source,
+        actor=actor,
+        returning=True,
+    )
+    inserted_ids = {segment_id for _, segment_id in inserted}
+    added = sorted(item.slug for item in add if segment_ids[item.slug] in inserted_ids)
+    updated = []
+    existing = [segment_ids[item.slug] for item in add if segment_ids[item.slug] not in inserted_ids]
+    by_segment = {m.segment_id: m for m in Membership.objects.filter(user_id=user_id, segment_id__in=existing)}
+    for item in add:
+        membership = by_segment.get(segment_ids[item.slug])
+        if membership is None:
+            continue
+        wanted = expiries[item.slug]
+        if membership.expires_at != wanted or membership.source != Membership.Source.MANUAL:
+            # A manual add makes a rollout member manual: a later, lower rollout keeps it.
+            Membership.objects.filter(pk=membership.pk).update(expires_at=wanted, source=Membership.Source.MANUAL)
+        if membership.expires_at != wanted:
+            updated.append(item.slug)
+    return added, sorted(updated)

@@ -1,0 +1,142 @@
+"""Sticky percentage rollout: deterministic buckets, materialised as `rollout` memberships."""
+
+import hashlib
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import IntegrityError, connection, transaction
+
+from segmenter.db import bucket_sql, in_list, lock_clause, now_sql
+from segmenter.errors import SegmentNotFound
+from segments.services.expiry import memberships_expire
+from segments.services.history import changes_record, now_column
+
+
+def bucket(slug: str, user_id: int) -> int:
+    """The user's bucket in 0..9999 for a segment (API.md, "Automatic assignment")."""
+    return int(hashlib.md5(f"{slug}:{user_id}".encode()).hexdigest()[:8], 16) % 10000
+
+
+def threshold(percent: Decimal | int | float) -> int:
+    """Users with a bucket below this number are covered by a rollout of `percent`."""
+    return int(round(Decimal(str(percent)) * 100))
+
+
+def is_covered(slug: str, user_id: int, percent: Decimal | int | float) -> bool:
+    return bucket(slug, user_id) < threshold(percent)
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    slug: str
+    percent: Decimal
+    added: int
+    removed: int
+
+
+def rollout_apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool = False) -> RolloutResult:
+    """Set a segment's rollout percent and bring its `rollout` memberships in line with it.
+
+    Raising adds every covered user who is not an active member; lowering removes the members
+    that the rollout added and no longer covers; manual members stay. Concurrent rollouts of
+    one segment serialise on the segment row. Runs inside the caller's transaction if any.
+    """
+    percent = Decimal(str(percent))
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _apply(slug=slug, percent=percent, actor=actor, dry_run=dry_run)
+        except IntegrityError:
+            # A user was deleted between our read of users and the insert: the savepoint is
+            # rolled back, so run again.
+            if attempt == 2:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
+
+
+def _apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool) -> RolloutResult:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM segments_segment WHERE slug = %s{lock_clause('NO KEY UPDATE')}",
+            [slug],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            raise SegmentNotFound([slug])
+        segment_id = row[0]
+        limit = threshold(percent)
+        if dry_run:
+            return RolloutResult(slug, percent, *_count_changes(cursor, segment_id, slug, limit))
+        cursor.execute(
+            f"UPDATE segments_segment SET rollout_percent = %s, updated_at = {now_sql()} WHERE id = %s",
+            [percent, segment_id],
+        )
+    memberships_expire(segment_id=segment_id)
+    removed = changes_record(
+        "DELETE FROM segments_membership WHERE segment_id = %s AND source = 'rollout'"
+        f" AND {bucket_sql('%s', 'user_id')} >= %s RETURNING user_id, segment_id, {now_column()}",
+        [segment_id, slug, limit],
+        operation="removed",
+        source="rollout",
+        actor=actor,
+    )
+    added = 0
+    if limit > 0:
+        added = changes_record(
+            "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
+            f" SELECT u.id, %s, 'rollout', {now_sql()}, NULL FROM users_user u"
+            f" WHERE {bucket_sql('%s', 'u.id')} < %s"
+            " ON CONFLICT (user_id, segment_id) DO NOTHING"
+            f" RETURNING user_id, segment_id, {now_column()}",
+            [segment_id, slug, limit],
+            operation="added",
+            source="rollout",
+            actor=actor,
+        )
+    return RolloutResult(slug, percent, added, removed)
+
+
+def _count_changes(cursor, segment_id: int, slug: str, limit: int) -> tuple[int, int]:
+    active = f"(m.expires_at IS NULL OR m.expires_at > {now_sql()})"
+    cursor.execute(
+        "SELECT count(*) FROM users_user u"
+        f" WHERE {bucket_sql('%s', 'u.id')} < %s AND NOT EXISTS ("
+        f" SELECT 1 FROM segments_membership m WHERE m.segment_id = %s AND m.user_id = u.id AND {active})",
+        [slug, limit, segment_id],
+    )
+    added = cursor.fetchone()[0]
+    cursor.execute(
+        "SELECT count(*) FROM segments_membership m WHERE m.segment_id = %s AND m.source = 'rollout'"
+        f" AND {active} AND {bucket_sql('%s', 'm.user_id')} >= %s",
+        [segment_id, slug, limit],
+    )
+    return added, cursor.fetchone()[0]
+
+
+def rollout_join_users(*, user_ids: list[int], actor: str) -> int:
+    """Give newly registered users every rollout that covers them, in the caller's transaction.
+
+    Locks the rolled-out segments FOR SHARE first, so that a rollout changing at the same time
+    either sees these users or is seen by them.
+    """
+    user_filter, params = in_list("u.id", user_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM segments_segment WHERE rollout_percent > 0 ORDER BY id{lock_clause('SHARE')}", []
+        )
+        if not cursor.fetchall():
+            return 0
+    return changes_record(
+        "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
+        f" SELECT u.id, s.id, 'rollout', {now_sql()}, NULL FROM users_user u CROSS JOIN segments_segment s"
+        f" WHERE {user_filter} AND s.rollout_percent > 0"
+        f" AND {bucket_sql('s.slug', 'u.id')} < CAST(ROUND(s.rollout_percent * 100) AS INTEGER)"
+        " ON CONFLICT (user_id, segment_id) DO NOTHING"
+        f" RETURNING user_id, segment_id, {now_column()}",
+        params,
+        operation="added",
+        source="rollout",
+        actor=actor,
+    )

@@ -1,0 +1,87 @@
+"""Creating, changing and deleting segments."""
+
+from decimal import Decimal
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models.functions import Now
+
+from segmenter.db import lock_clause
+from segmenter.errors import SegmentExists, SegmentNotFound
+from segments.models import Segment
+from segments.services.expiry import memberships_expire
+from segments.services.history import changes_record, now_column
+from segments.services.rollout import rollout_apply
+
+
+def segment_get(*, slug: str) -> Segment:
+    segment = Segment.objects.filter(slug=slug).first()
+    if segment is None:
+        raise SegmentNotFound([slug])
+    return segment
+
+
+def segment_create(*, slug: str, description: str = "", rollout_percent: Decimal = Decimal(0), actor: str) -> Segment:
+    """Create a segment; with a rollout percent, its covered users join in the same transaction."""
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                segment = Segment.objects.create(slug=slug, description=description)
+        except IntegrityError:
+            raise SegmentExists(slug) from None
+        if rollout_percent:
+            rollout_apply(slug=slug, percent=rollout_percent, actor=actor)
+    return Segment.objects.get(pk=segment.pk)
+
+
+def segment_update(
+    *, slug: str, description: str | None = None, rollout_percent: Decimal | None = None, actor: str
+) -> Segment:
+    """Change the fields given (None leaves a field as it is)."""
+    with transaction.atomic():
+        segment = Segment.objects.select_for_update(no_key=True).filter(slug=slug).first()
+        if segment is None:
+            raise SegmentNotFound([slug])
+        if description is not None and description != segment.description:
+            Segment.objects.filter(pk=segment.pk).update(description=description, updated_at=Now())
+        if rollout_percent is not None and Decimal(rollout_percent) != segment.rollout_percent:
+            rollout_apply(slug=slug, percent=rollout_percent, actor=actor)
+    return Segment.objects.get(pk=segment.pk)
+
+
+def segment_upsert(
+    *, slug: str, description: str | None = None, rollout_percent: Decimal | None = None, actor: str
+) -> tuple[Segment, bool]:
+    """PUT: create the segment if it is missing, else change the fields given. Returns (segment, created)."""
+    with transaction.atomic():
+        try:
+            return (
+                segment_create(
+                    slug=slug, description=description or "", rollout_percent=rollout_percent or 0, actor=actor
+                ),
+                True,
+            )
+        except SegmentExists:
+            pass
+        return segment_update(slug=slug, description=description, rollout_percent=rollout_percent, actor=actor), False
+
+
+def segment_delete(*, slug: str, actor: str) -> int:
+    """Delete a segment; every member leaves with a `segment_deleted` event. Returns how many."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM segments_segment WHERE slug = %s{lock_clause('UPDATE')}", [slug])
+            row = cursor.fetchone()
+            if row is None:
+                raise SegmentNotFound([slug])
+            segment_id = row[0]
+        memberships_expire(segment_id=segment_id)
+        removed = changes_record(
+            f"DELETE FROM segments_membership WHERE segment_id = %s RETURNING user_id, segment_id, {now_column()}",
+            [segment_id],
+            operation="removed",
+            source="segment_deleted",
+            actor=actor,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM segments_segment WHERE id = %s", [segment_id])
+    return removed

@@ -1,0 +1,120 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from segmenter.auth import actor_of
+from segmenter.fields import parse_slug
+from segmenter.pagination import SlugPagination, UserIdPagination
+from segmenter.serializers import problems, validated
+from segments import selectors, services
+from segments.models import Membership
+from segments.serializers import (
+    MemberSerializer,
+    RolloutRequestSerializer,
+    RolloutResultSerializer,
+    SegmentChangeSerializer,
+    SegmentCreateSerializer,
+    SegmentSerializer,
+)
+
+SLUG_PARAM = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="Segment slug (case-sensitive)")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List segments", responses={200: SegmentSerializer, **problems(401)}),
+    retrieve=extend_schema(
+        summary="Get a segment", parameters=[SLUG_PARAM], responses={200: SegmentSerializer, **problems(400, 401, 404)}
+    ),
+    create=extend_schema(
+        summary="Create a segment",
+        request=SegmentCreateSerializer,
+        responses={201: SegmentSerializer, **problems(400, 401, 403, 409, 413, 415)},
+    ),
+    update=extend_schema(
+        summary="Create or change a segment (idempotent)",
+        parameters=[SLUG_PARAM],
+        request=SegmentChangeSerializer,
+        responses={200: SegmentSerializer, 201: SegmentSerializer, **problems(400, 401, 403, 413, 415)},
+    ),
+    partial_update=extend_schema(
+        summary="Change a segment",
+        parameters=[SLUG_PARAM],
+        request=SegmentChangeSerializer,
+        responses={200: SegmentSerializer, **problems(400, 401, 403, 404, 413, 415)},
+    ),
+    destroy=extend_schema(
+        summary="Delete a segment and all its memberships",
+        parameters=[SLUG_PARAM],
+        responses={204: None, **problems(400, 401, 403, 404)},
+    ),
+)
+class SegmentViewSet(viewsets.GenericViewSet):
+    lookup_field = "slug"
+    lookup_value_regex = "[^/]+"
+    pagination_class = SlugPagination
+    serializer_class = SegmentSerializer
+    queryset = selectors.segments_with_member_count()
+
+    def _slug(self) -> str:
+        return parse_slug(self.kwargs["slug"])
+
+    def _render(self, segment, status_code=status.HTTP_200_OK) -> Response:
+        segment = selectors.segments_with_member_count().get(pk=segment.pk)
+        return Response(SegmentSerializer(segment).data, status=status_code)
+
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(SegmentSerializer(page, many=True).data)
+
+    def retrieve(self, request, slug=None):
+        return self._render(services.segment_get(slug=self._slug()))
+
+    def create(self, request):
+        data = validated(SegmentCreateSerializer, request.data)
+        segment = services.segment_create(**data, actor=actor_of(request))
+        return self._render(segment, status.HTTP_201_CREATED)
+
+    def update(self, request, slug=None):
+        slug = self._slug()
+        data = validated(SegmentChangeSerializer, request.data)
+        segment, created = services.segment_upsert(slug=slug, **data, actor=actor_of(request))
+        return self._render(segment, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    def partial_update(self, request, slug=None):
+        slug = self._slug()
+        data = validated(SegmentChangeSerializer, request.data)
+        return self._render(services.segment_update(slug=slug, **data, actor=actor_of(request)))
+
+    def destroy(self, request, slug=None):
+        services.segment_delete(slug=self._slug(), actor=actor_of(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Active members of a segment",
+        parameters=[SLUG_PARAM],
+        responses={200: MemberSerializer(many=True), **problems(400, 401, 404)},
+    )
+    @action(detail=True, methods=["get"], pagination_class=UserIdPagination)
+    def members(self, request, slug=None):
+        segment = services.segment_get(slug=self._slug())
+        members = (
+            Membership.objects.active().filter(segment=segment).values("user_id", "added_at", "expires_at", "source")
+        )
+        page = self.paginate_queryset(members)
+        return self.get_paginated_response(MemberSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Set the rollout percent (or preview it with dry_run)",
+        parameters=[SLUG_PARAM],
+        request=RolloutRequestSerializer,
+        responses={200: RolloutResultSerializer, **problems(400, 401, 403, 404, 413, 415)},
+    )
+    @action(detail=True, methods=["post"])
+    def rollout(self, request, slug=None):
+        slug = self._slug()
+        data = validated(RolloutRequestSerializer, request.data)
+        result = services.rollout_apply(
+            slug=slug, percent=data["percent"], dry_run=data["dry_run"], actor=actor_of(request)
+        )
+        return Response(RolloutResultSerializer(result).data)

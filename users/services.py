@@ -1,0 +1,88 @@
+"""Registering and deleting users. New users join the rollouts that cover them at once."""
+
+from collections.abc import Callable
+
+from django.db import connection, transaction
+
+from segmenter.db import is_postgres, lock_clause, now_sql
+from segmenter.errors import UserNotFound
+from segments.services import memberships_expire, rollout_join_users
+from segments.services.history import changes_record, now_column
+
+
+def user_register(*, user_id: int, actor: str) -> bool:
+    """Register one user; True when it is new."""
+    return users_register(user_ids=[user_id], actor=actor)[0] == 1
+
+
+def users_register(*, user_ids: list[int], actor: str) -> tuple[int, int]:
+    """Register users by id in one statement; returns (created, existing)."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return 0, 0
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            if is_postgres():
+                cursor.execute(
+                    "INSERT INTO users_user (id, created_at) SELECT unnest(%s::bigint[]), now()"
+                    " ON CONFLICT (id) DO NOTHING RETURNING id",
+                    [ids],
+                )
+            else:
+                values = ", ".join([f"(%s, {now_sql()})"] * len(ids))
+                cursor.execute(
+                    f"INSERT INTO users_user (id, created_at) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id",
+                    ids,
+                )
+            created = [row[0] for row in cursor.fetchall()]
+        if created:
+            rollout_join_users(user_ids=created, actor=actor)
+    return len(created), len(ids) - len(created)
+
+
+def user_delete(*, user_id: int, actor: str) -> int:
+    """Delete a user; each of its memberships leaves with a `user_deleted` event. Returns how many."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM users_user WHERE id = %s{lock_clause('UPDATE')}", [user_id])
+            if cursor.fetchone() is None:
+                raise UserNotFound(user_id)
+        memberships_expire(user_id=user_id)
+        removed = changes_record(
+            f"DELETE FROM segments_membership WHERE user_id = %s RETURNING user_id, segment_id, {now_column()}",
+            [user_id],
+            operation="removed",
+            source="user_deleted",
+            actor=actor,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM users_user WHERE id = %s", [user_id])
+    return removed
+
+
+def users_seed(*, count: int, start: int, actor: str, progress: Callable[[int], None] | None = None) -> int:
+    """Register users start..start+count-1 in batches of set-based inserts; returns how many were new."""
+    created = 0
+    batch = 100_000 if is_postgres() else 10_000  # SQLite caps the parameters of one statement
+    for batch_start in range(start, start + count, batch):
+        batch_end = min(batch_start + batch, start + count) - 1
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO users_user (id, created_at) SELECT x, {now_sql()} FROM {_id_range()}"
+                    " WHERE true ON CONFLICT (id) DO NOTHING RETURNING id",
+                    [batch_start, batch_end],
+                )
+                new_ids = [row[0] for row in cursor.fetchall()]
+            if new_ids:
+                rollout_join_users(user_ids=new_ids, actor=actor)
+            created += len(new_ids)
+        if progress:
+            progress(batch_end - batch_start + 1)
+    return created
+
+
+def _id_range() -> str:
+    if is_postgres():
+        return "generate_series(%s::bigint, %s::bigint) AS g(x)"
+    return "(WITH RECURSIVE g(x) AS (SELECT %s UNION ALL SELECT x + 1 FROM g WHERE x < %s) SELECT x FROM g) AS r"
