@@ -13,6 +13,15 @@ def _media_root(tmp_path, settings):
 
 
 @pytest.fixture(autouse=True)
+def _static_files_without_manifest(settings):
+    """Tests run without collectstatic: serve static names as they are, found by the finders."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
 def _fresh_token_cache():
     token_cache.clear()
     yield

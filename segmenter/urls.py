@@ -24,5 +24,6 @@ urlpatterns = [
     path("api/auto_assign_segment", seed_api.AutoAssignSegmentView.as_view()),
 ]
 
+handler400 = views.bad_request
 handler404 = views.not_found
 handler500 = views.internal_error

@@ -2,6 +2,7 @@
 
 from django.db import connection
 from django.db.utils import DatabaseError
+from django.views.defaults import bad_request as default_bad_request
 from django.views.defaults import page_not_found, server_error
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -34,6 +35,12 @@ def health(request):
             503, "service_unavailable", "Service unavailable", "The database cannot be reached.", database="unavailable"
         )
     return Response({"status": "ok", "database": "ok"})
+
+
+def bad_request(request, exception=None):
+    if request.path.startswith("/api/"):
+        return problem_json_response(400, "bad_request", "Bad request", "The request was refused (bad Host header?).")
+    return default_bad_request(request, exception)
 
 
 def not_found(request, exception=None):
