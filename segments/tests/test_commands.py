@@ -1,0 +1,72 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
+
+from segments.models import HistoryEvent, Membership, Segment
+from users.services import users_seed
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_rollout__dry_run_then_apply__prints_counts(capsys):
+    users_seed(count=1000, start=1000, actor="t")
+    Segment.objects.create(slug="AVITO_VOICE_MESSAGES")
+    call_command("rollout", "AVITO_VOICE_MESSAGES", "10", "--dry-run")
+    assert "would add" in capsys.readouterr().out and not Membership.objects.exists()
+    call_command("rollout", "AVITO_VOICE_MESSAGES", "10")
+    added = Membership.objects.count()
+    assert f"added {added}, removed 0" in capsys.readouterr().out
+    assert HistoryEvent.objects.filter(source="rollout", actor="manage.py rollout").count() == added
+
+
+@pytest.mark.parametrize("args", [["NOPE", "10"], ["S", "abc"], ["S", "101"], ["S", "1.234"], ["S", "NaN"]])
+def test_rollout__bad_arguments__command_error(args):
+    Segment.objects.create(slug="S")
+    with pytest.raises(CommandError):
+        call_command("rollout", *args)
+
+
+def test_expire_memberships__once__sweeps_and_reports(capsys):
+    users_seed(count=3, start=1, actor="t")
+    segment = Segment.objects.create(slug="S")
+    Membership.objects.create(user_id=1, segment=segment, expires_at=timezone.now() - timedelta(seconds=1))
+    Membership.objects.create(user_id=2, segment=segment, expires_at=timezone.now() + timedelta(days=1))
+    call_command("expire_memberships")
+    assert "expired 1 memberships" in capsys.readouterr().out
+    assert list(Membership.objects.values_list("user_id", flat=True)) == [2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_expire_memberships__loop__stops_cleanly_on_sigterm(on_postgres):
+    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SECRET_KEY": "x"}
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "expire_memberships", "--loop", "--interval", "0.2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "expired 0 memberships" in process.stdout.readline()
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert out.strip().endswith("stopped")
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
