@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Tests need some secret key; the real one comes from the environment or .env.
 TEST_ENV := DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key-not-for-production}
 
-.PHONY: run test lint schema bench clean
+.PHONY: install migrate static seed serve worker run test lint schema bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,30 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 .env:
 	$(PYTHON) -c 'import secrets; print("DJANGO_SECRET_KEY=" + secrets.token_urlsafe(50))' > .env
 
-run: $(VENV)/.installed .env
+install: $(VENV)/.installed
+
+migrate: install
 	$(BIN)/python manage.py migrate --noinput
+
+static: install
 	$(BIN)/python manage.py collectstatic --noinput -v 0
-	$(BIN)/python manage.py quickstart
+
+# Idempotent: registers users 1000-1999 unless they exist.
+seed: install
+	$(BIN)/python manage.py seed_users
+
+serve: install
 	$(BIN)/gunicorn -c gunicorn.conf.py segmenter.wsgi:application
+
+# The expiry sweep, every 10 seconds, until SIGTERM.
+worker: install
+	$(BIN)/python manage.py expire_memberships --loop --interval 10
+
+# Local first start: the same steps as the Docker image, plus an admin account and an API token.
+run: install .env
+	$(MAKE) migrate static
+	$(BIN)/python manage.py quickstart
+	$(MAKE) serve
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
