@@ -2,16 +2,19 @@
 
 import random
 import threading
+import time
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from segments.models import HistoryEvent, Membership, Segment
-from segments.services import AddItem, memberships_expire, memberships_update
+from segments.services import AddItem, bucket, memberships_expire, memberships_update, rollout_apply
 from segments.tests.history_replay import assert_database_history_replays
 from users.models import User
+from users.services import users_register
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,3 +82,46 @@ def test_memberships_expire__two_sweeps_at_once__each_expiry_written_once(on_pos
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM segments_historyevent WHERE at <> %s", [past])
         assert cursor.fetchone()[0] == 0
+
+
+def test_rollout_apply__concurrent_rollouts_and_registrations__members_match_final_percent(on_postgres):
+    User.objects.bulk_create([User(id=i) for i in range(1, 3001)])
+    Segment.objects.create(slug="S")
+    percents = [Decimal(p) for p in (40, 10, 70, 25)]
+
+    def worker(index: int) -> None:
+        if index < len(percents):
+            rollout_apply(slug="S", percent=percents[index], actor=f"rollout-{index}")
+        else:
+            start = 10_000 + index * 1000
+            users_register(user_ids=list(range(start, start + 500)), actor="register")
+
+    assert run_threads(len(percents) + 3, worker) == []
+    final = Segment.objects.get(slug="S").rollout_percent
+    everyone = User.objects.values_list("id", flat=True)
+    expected = {u for u in everyone if bucket("S", u) < int(final * 100)}
+    assert set(Membership.objects.filter(segment__slug="S").values_list("user_id", flat=True)) == expected
+    assert_database_history_replays()
+
+
+def test_users_register__during_an_uncommitted_rollout__sees_its_new_percent(on_postgres):
+    Segment.objects.create(slug="S")
+    rollout_apply(slug="S", percent=Decimal(50), actor="setup")
+    rollout_started, registering = threading.Event(), threading.Event()
+
+    def worker(index: int) -> None:
+        if index == 0:
+            with transaction.atomic():
+                rollout_apply(slug="S", percent=Decimal(10), actor="rollout")
+                rollout_started.set()
+                registering.wait(10)
+                time.sleep(0.5)  # the registration is now inside its transaction, waiting or not
+        else:
+            rollout_started.wait(10)
+            registering.set()
+            users_register(user_ids=list(range(1, 1001)), actor="register")
+
+    assert run_threads(2, worker) == []
+    members = set(Membership.objects.filter(segment__slug="S").values_list("user_id", flat=True))
+    assert members == {u for u in range(1, 1001) if bucket("S", u) < 1000}
+    assert_database_history_replays()
