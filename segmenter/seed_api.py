@@ -10,6 +10,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from reports.serializers import PeriodFields
+from reports.services import report_write
+from reports.views import query_of, report_url
 from segmenter.auth import actor_of
 from segmenter.errors import UserNotFound
 from segmenter.fields import SlugField, SlugListField, UserIdField
@@ -39,6 +42,11 @@ class AliasedSerializer(serializers.Serializer):
 class CreateSegmentSerializer(serializers.Serializer):
     segment_slug = SlugField()
     fraction = serializers.DecimalField(**FRACTION, required=False)
+
+
+class CreateSegmentResultSerializer(serializers.Serializer):
+    segment_slug = serializers.CharField()
+    fraction = serializers.DecimalField(**{**FRACTION, "min_value": 0})  # 0 when no fraction was given
 
 
 class SegmentSlugSerializer(serializers.Serializer):
@@ -84,6 +92,15 @@ class AutoAssignSerializer(AliasedSerializer):
         return attrs
 
 
+class GetUserHistorySerializer(PeriodFields, serializers.Serializer):
+    first_field, last_field = "start_date", "end_date"
+    user_id = UserIdField()
+
+
+class CsvUrlSerializer(serializers.Serializer):
+    csv_url = serializers.URLField()
+
+
 class SeedView(APIView):
     parser_classes = [AnyContentTypeJSONParser]
 
@@ -98,7 +115,7 @@ class CreateSegmentView(SeedView):
     @extend_schema(
         summary="Create a segment (seed API)",
         request=CreateSegmentSerializer,
-        responses={201: CreateSegmentSerializer, **problems(400, 401, 403, 409, 413)},
+        responses={201: CreateSegmentResultSerializer, **problems(400, 401, 403, 409, 413)},
     )
     def post(self, request):
         data = validated(CreateSegmentSerializer, request.data)
@@ -168,3 +185,15 @@ class AutoAssignSegmentView(SeedView):
         return Response(
             {"segment_slug": result.slug, "fraction": result.percent, "added": result.added, "removed": result.removed}
         )
+
+
+class GetUserHistoryView(SeedView):
+    @extend_schema(
+        summary="A user's history of a period as a CSV file URL (seed API); fields in a JSON body or the query string",
+        request=GetUserHistorySerializer,
+        parameters=[GetUserHistorySerializer],
+        responses={200: CsvUrlSerializer, **problems(400, 401)},
+    )
+    def get(self, request):
+        data = validated(GetUserHistorySerializer, self.body_or_query(request))
+        return Response({"csv_url": report_url(request, report_write(query=query_of(data)))})

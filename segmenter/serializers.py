@@ -36,7 +36,10 @@ def problems(*statuses: int) -> dict:
     """`responses` entries for @extend_schema: one problem+json response per status."""
     from drf_spectacular.utils import OpenApiResponse
 
-    return {status: OpenApiResponse(ProblemSerializer, description=PROBLEM_STATUSES[status]) for status in statuses}
+    return {
+        (status, "application/problem+json"): OpenApiResponse(ProblemSerializer, description=PROBLEM_STATUSES[status])
+        for status in statuses
+    }
 
 
 def validated(serializer_class, data) -> dict:

@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from reports import views as reports_views
 from segmenter import seed_api, views
 from segments.views import SegmentViewSet
 from users.views import UserViewSet
@@ -16,12 +17,17 @@ urlpatterns = [
     path("api/health/", views.health, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/v1/reports/", reports_views.ReportsView.as_view(), name="reports"),
+    path("api/v1/reports/history.csv", reports_views.HistoryCsvView.as_view(), name="history-csv"),
     path("api/v1/", include(router.urls)),
     path("api/create_segment", seed_api.CreateSegmentView.as_view()),
     path("api/delete_segment", seed_api.DeleteSegmentView.as_view()),
     path("api/update_user_segments", seed_api.UpdateUserSegmentsView.as_view()),
     path("api/get_user_segments", seed_api.GetUserSegmentsView.as_view()),
     path("api/auto_assign_segment", seed_api.AutoAssignSegmentView.as_view()),
+    path("api/get_user_history", seed_api.GetUserHistoryView.as_view()),
+    # Report files: served by the app itself (no web server needed); the view accepts only report names.
+    re_path(r"^media/reports/(?P<name>.*)$", reports_views.report_file, name="report-file"),
 ]
 
 handler400 = views.bad_request

@@ -1,0 +1,18 @@
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+
+from reports.services import reports_purge
+
+
+class Command(BaseCommand):
+    help = "Delete report files (MEDIA_ROOT/reports) written more than DAYS days ago."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--older-than", dest="days", type=float, required=True, metavar="DAYS")
+
+    def handle(self, *args, days: float, **options):
+        if not 0 <= days <= 36_600:
+            raise CommandError("--older-than must be a number of days from 0 to 36600")
+        deleted = reports_purge(older_than=timedelta(days=days))
+        self.stdout.write(f"deleted {deleted} report files")

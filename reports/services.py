@@ -1,0 +1,105 @@
+"""History reads and CSV reports. Every read first writes the TTL expiries that are due, so an
+expired membership shows as `removed` at its `expires_at` whether or not the sweep has run."""
+
+import re
+import secrets
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import BinaryIO
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from reports import csv_format, export
+from reports.export import HistoryQuery
+from reports.periods import Period
+from segmenter.errors import UserNotFound
+from segments.models import Segment
+from segments.services import memberships_expire
+from users.models import User
+
+REPORTS_DIR = "reports"
+# 24 random bytes: 192 bits, 32 URL-safe characters.
+NAME_RE = re.compile(r"[A-Za-z0-9_-]{32}\.csv")
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    name: str  # the file name inside REPORTS_DIR
+    rows: int
+
+
+def history_sweep(*, user_id: int | None = None, segment: str | None = None) -> int:
+    """Write the `ttl` removals that are due among the memberships a read will look at."""
+    segment_id = None
+    if segment is not None:
+        segment_id = Segment.objects.filter(slug=segment).values_list("id", flat=True).first()
+        if segment_id is None:
+            return 0
+    return memberships_expire(user_id=user_id, segment_id=segment_id)
+
+
+def user_history(*, user_id: int, period: Period):
+    """A registered user's events in the period, oldest first (a queryset, for pagination)."""
+    if not User.objects.filter(pk=user_id).exists():
+        raise UserNotFound(user_id)
+    history_sweep(user_id=user_id)
+    return export.events(HistoryQuery(period=period, user_id=user_id))
+
+
+def history_csv(*, query: HistoryQuery, header: bool = False, detail: bool = False) -> Iterator[bytes]:
+    """Sweep now, then return the CSV as byte chunks to stream (rows are read lazily, in batches)."""
+    history_sweep(user_id=query.user_id, segment=query.segment)
+    first = [csv_format.header(detail=detail).encode()] if header else []
+    return _stream(first, export.chunks(export.lines(query, detail=detail)))
+
+
+def _stream(first: list[bytes], rest: Iterator[tuple[bytes, int]]) -> Iterator[bytes]:
+    yield from first
+    for data, _ in rest:
+        yield data
+
+
+def report_copy(out: BinaryIO, *, query: HistoryQuery, header: bool = False, detail: bool = False) -> int:
+    """Write the CSV to a binary file; return the number of events (COPY on PostgreSQL)."""
+    history_sweep(user_id=query.user_id, segment=query.segment)
+    if header:
+        out.write(csv_format.header(detail=detail).encode())
+    return export.write(out, query, detail=detail)
+
+
+def report_write(*, query: HistoryQuery, header: bool = False, detail: bool = False) -> ReportFile:
+    """Write the CSV into storage as `reports/<192 random bits>.csv`, spooled through a temp file."""
+    with tempfile.TemporaryFile() as spool:
+        rows = report_copy(spool, query=query, header=header, detail=detail)
+        name = default_storage.save(f"{REPORTS_DIR}/{secrets.token_urlsafe(24)}.csv", File(spool, name="report.csv"))
+    return ReportFile(name=name.rsplit("/", 1)[-1], rows=rows)
+
+
+def report_open(*, name: str) -> File | None:
+    """The report file called `name`, opened for reading; None for any other name."""
+    if not NAME_RE.fullmatch(name):
+        return None
+    try:
+        return default_storage.open(f"{REPORTS_DIR}/{name}", "rb")
+    except OSError:  # missing, or not a file
+        return None
+
+
+def reports_purge(*, older_than: timedelta) -> int:
+    """Delete report files last written more than `older_than` ago; return how many."""
+    cutoff = timezone.now() - older_than
+    try:
+        _, names = default_storage.listdir(REPORTS_DIR)
+    except FileNotFoundError:
+        return 0
+    deleted = 0
+    for name in names:
+        path = f"{REPORTS_DIR}/{name}"
+        if NAME_RE.fullmatch(name) and default_storage.get_modified_time(path) < cutoff:
+            default_storage.delete(path)
+            deleted += 1
+    return deleted

@@ -1,0 +1,52 @@
+import csv
+import io
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reports import csv_format, export
+from reports.export import HistoryQuery
+from reports.periods import Month, period_of
+from segments.models import HistoryEvent
+
+ACTORS = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]), max_size=40)
+TIMES = st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC))
+
+
+@given(actor=ACTORS, at=TIMES)
+def test_line__any_actor__csv_readers_get_every_field_back(actor, at):
+    text = csv_format.line(1000, "AVITO_DISCOUNT_30", "added", at, "api", actor, detail=True)
+    assert text.endswith("\n")
+    (record,) = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
+    assert record == ["1000", "AVITO_DISCOUNT_30", "added", at.strftime("%Y-%m-%dT%H:%M:%SZ"), "api", actor]
+
+
+def test_timestamp__other_zone_and_microseconds__utc_seconds_truncated():
+    at = datetime(2023, 9, 1, 2, 0, 0, 999999, tzinfo=timezone(timedelta(hours=3)))
+    assert csv_format.timestamp(at) == "2023-08-31T23:00:00Z"
+
+
+def test_header__detail_or_not__column_names():
+    assert csv_format.header(detail=False) == "user_id;segment;operation;at\n"
+    assert csv_format.header(detail=True) == "user_id;segment;operation;at;source;actor\n"
+
+
+# The database fixture is one transaction for all examples; each example starts by emptying history.
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actors=st.lists(ACTORS, min_size=1, max_size=5))
+def test_copy_csv__any_actors__same_bytes_as_the_fallback(on_postgres, db, actors):
+    HistoryEvent.objects.all().delete()
+    for second, actor in enumerate(actors):
+        HistoryEvent.objects.create(
+            user_id=1,
+            segment_slug="S",
+            operation="added",
+            source="api",
+            actor=actor,
+            at=datetime(2023, 8, 1, 0, 0, second, tzinfo=UTC),
+        )
+    query = HistoryQuery(period=period_of(Month(2023, 8)))
+    copied = io.BytesIO()
+    export.copy_csv(copied, *export.copy_sql(query, detail=True))
+    assert copied.getvalue() == "".join(export.lines(query, detail=True)).encode()

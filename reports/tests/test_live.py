@@ -1,0 +1,92 @@
+"""The report endpoints over real HTTP, served by gunicorn with DEBUG off (PostgreSQL runs only)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from segmenter.auth import token_create
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict, bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.fixture
+def server(on_postgres, transactional_db, settings):
+    db = connection.settings_dict
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SECRET_KEY": "live-test-key",
+        "DJANGO_DEBUG": "false",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+    }
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    process = subprocess.Popen(
+        [str(gunicorn), "-c", "gunicorn.conf.py", "segmenter.wsgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if http("GET", f"{base}/api/health/")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, "gunicorn did not start"
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_reports__gunicorn_debug_off__file_served_by_the_app_and_traversal_404(server, boundary):
+    token = token_create(name="live")[1]
+    status, _, raw = http("POST", f"{server}/api/v1/reports/", {"from": "2023-08"}, token)
+    assert status == 201
+    csv_url = json.loads(raw)["csv_url"]
+    assert csv_url.startswith(f"{server}/media/reports/")
+    status, headers, data = http("GET", csv_url)
+    assert (status, headers["Content-Type"]) == (200, "text/csv; charset=utf-8")
+    assert data.count(b"\n") == 3 and data.startswith(b"1002;AVITO_DISCOUNT_30;added;2023-08-01T00:00:00Z\n")
+    status, headers, streamed = http("GET", f"{server}/api/v1/reports/history.csv?from=2023-08", token=token)
+    assert (status, streamed) == (200, data)
+    for path in ["..%2F..%2Fmanage.py", "%2e%2e/%2e%2e/manage.py", "x" * 32 + ".csv"]:
+        status, headers, raw = http("GET", f"{server}/media/reports/{path}")
+        assert (status, headers["Content-Type"]) == (404, "application/problem+json"), path

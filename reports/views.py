@@ -1,0 +1,87 @@
+"""Report endpoints: a CSV streamed in the response, report files in storage, and their download."""
+
+from django.http import FileResponse, StreamingHttpResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from reports import services
+from reports.export import HistoryQuery
+from reports.serializers import HistoryCsvQuerySerializer, ReportRequestSerializer, ReportSerializer
+from segmenter.errors import problem_json_response
+from segmenter.serializers import problems, validated
+
+CSV_TYPE = "text/csv; charset=utf-8"
+
+
+class FirstRenderer(BaseContentNegotiation):
+    """Errors are always problem+json, whatever the Accept header asks for (say, text/csv)."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def query_of(data: dict) -> HistoryQuery:
+    return HistoryQuery(period=data["period"], user_id=data.get("user_id"), segment=data.get("segment"))
+
+
+def report_url(request, report: services.ReportFile) -> str:
+    return request.build_absolute_uri(reverse("report-file", kwargs={"name": report.name}))
+
+
+class ReportsView(APIView):
+    read_only_safe_methods = ("POST",)  # a report only reads history
+
+    @extend_schema(
+        summary="Write a history report file and return its URL",
+        request=ReportRequestSerializer,
+        responses={201: ReportSerializer, **problems(400, 401, 413, 415)},
+    )
+    def post(self, request):
+        data = validated(ReportRequestSerializer, request.data)
+        report = services.report_write(query=query_of(data), header=data["header"], detail=data["detail"])
+        return Response({"csv_url": report_url(request, report), "rows": report.rows}, status=status.HTTP_201_CREATED)
+
+
+class HistoryCsvView(APIView):
+    content_negotiation_class = FirstRenderer
+
+    @extend_schema(
+        summary="History events of a period as CSV, streamed",
+        parameters=[HistoryCsvQuerySerializer],
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="user_id;segment;operation;at lines"),
+            **problems(400, 401),
+        },
+    )
+    def get(self, request):
+        data = validated(HistoryCsvQuerySerializer, request.query_params.dict())
+        query = query_of(data)
+        chunks = services.history_csv(query=query, header=data["header"], detail=data["detail"])
+        response = StreamingHttpResponse(chunks, content_type=CSV_TYPE)
+        response["Content-Disposition"] = f'attachment; filename="history_{query.period}.csv"'
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+@csrf_exempt  # it changes nothing; other methods get a 405 problem rather than a CSRF page
+def report_file(request, name: str):
+    """A report file by its random name, to anyone who has the URL; any other path is a 404."""
+    if request.method not in ("GET", "HEAD"):
+        response = problem_json_response(405, "method_not_allowed", "Method not allowed", "Use GET.")
+        response["Allow"] = "GET, HEAD"
+        return response
+    file = services.report_open(name=name)
+    if file is None:
+        return problem_json_response(404, "not_found", "Not found", "No such report.")
+    response = FileResponse(file, as_attachment=True, filename=name, content_type=CSV_TYPE)
+    response["Cache-Control"] = "private, no-store"
+    return response
