@@ -1,6 +1,7 @@
 """Business logic of segments: every write to segments, memberships and history is here."""
 
 from segments.services.expiry import memberships_expire
+from segments.services.imports import memberships_import as memberships_import
 from segments.services.memberships import AddItem, MembershipsChange, memberships_update
 from segments.services.rollout import RolloutResult, bucket, is_covered, rollout_apply, rollout_join_users
 from segments.services.segments import segment_create, segment_delete, segment_get, segment_update, segment_upsert

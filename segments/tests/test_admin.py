@@ -1,0 +1,349 @@
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+
+from segments import admin as segments_admin
+from segments import admin_lists
+from segments.admin_lists import CappedPaginator
+from segments.charts import members_by_day, members_chart_svg
+from segments.models import HistoryEvent, Membership, Segment
+from segments.services import AddItem, is_covered, memberships_update, segment_create
+from users.models import User
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    """The admin_client fixture hashes a password per test: a fast hasher keeps the tests quick."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+USER_IDS = range(1, 201)
+
+
+@pytest.fixture
+def population():
+    User.objects.bulk_create([User(id=i) for i in USER_IDS])
+
+
+@pytest.fixture
+def segment(population):
+    segment = segment_create(slug="PROMO", description="spring promo", actor="setup")
+    for user_id in (1, 2, 3):
+        memberships_update(user_id=user_id, add=[AddItem(slug="PROMO")], remove=[], source="api", actor="setup")
+    return segment
+
+
+def covered(slug: str, percent) -> set[int]:
+    return {i for i in USER_IDS if is_covered(slug, i, Decimal(percent))}
+
+
+def history(**filters) -> list[tuple]:
+    return list(HistoryEvent.objects.filter(**filters).values_list("user_id", "operation", "source", "actor"))
+
+
+def test_segment_list__several_segments__active_counts_in_constant_queries(
+    admin_client, segment, django_assert_max_num_queries
+):
+    for n in range(5):
+        segment_create(slug=f"S{n}", actor="setup")
+    past = timezone.now() - timedelta(days=1)
+    Membership.objects.create(user_id=9, segment=segment, expires_at=past)  # expired, not swept yet
+
+    with django_assert_max_num_queries(8):
+        response = admin_client.get(reverse("admin:segments_segment_changelist"))
+
+    assert response.status_code == 200
+    admin = response.context["cl"].model_admin
+    rows = {row.slug: admin.member_count(row) for row in response.context["cl"].result_list}
+    assert rows["PROMO"] == 3 and rows["S0"] == 0
+
+
+def test_segment_list__more_members_than_cap__count_shown_capped(admin_client, segment, monkeypatch):
+    monkeypatch.setattr(admin_lists, "MEMBER_COUNT_CAP", 2)
+    monkeypatch.setattr(segments_admin, "MEMBER_COUNT_CAP", 2)
+
+    response = admin_client.get(reverse("admin:segments_segment_changelist"))
+
+    assert '<td class="field-member_count">2+</td>' in response.content.decode()
+
+
+def test_segment_add__with_rollout__confirmation_shows_dry_run_and_creates_nothing(admin_client, population):
+    response = admin_client.post(
+        reverse("admin:segments_segment_add"), {"slug": "TEN", "description": "", "rollout_percent": "10", "_save": "1"}
+    )
+
+    assert response.status_code == 200
+    assert response.templates[0].name == "admin/segments/segment/rollout_confirm.html"
+    assert response.context["result"].added == len(covered("TEN", 10))
+    assert f'id="rollout-added">{len(covered("TEN", 10))}<' in response.content.decode()
+    assert not Segment.objects.filter(slug="TEN").exists()
+    assert not HistoryEvent.objects.exists()
+
+
+def test_segment_add__confirmed__rollout_members_join_with_admin_actor(admin_client, population):
+    data = {"slug": "TEN", "description": "d", "rollout_percent": "10", "_save": "1", "_rollout_confirmed": "1"}
+
+    response = admin_client.post(reverse("admin:segments_segment_add"), data, follow=True)
+
+    assert response.status_code == 200
+    segment = Segment.objects.get(slug="TEN")
+    assert (segment.description, segment.rollout_percent) == ("d", Decimal("10.00"))
+    assert set(Membership.objects.filter(segment=segment).values_list("user_id", flat=True)) == covered("TEN", 10)
+    assert {(op, source, actor) for _, op, source, actor in history(segment_slug="TEN")} == {
+        ("added", "rollout", "admin")
+    }
+    assert "users added" in response.content.decode()
+
+
+def test_segment_add__invalid_slug__form_error_without_confirmation(admin_client, population):
+    response = admin_client.post(reverse("admin:segments_segment_add"), {"slug": "-bad slug", "rollout_percent": "5"})
+
+    assert response.status_code == 200
+    assert "slug" in response.context["adminform"].form.errors
+    assert not Segment.objects.exists()
+
+
+def test_segment_change__description_only__saved_without_confirmation(admin_client, segment):
+    url = reverse("admin:segments_segment_change", args=[segment.pk])
+
+    response = admin_client.post(url, {"description": "new words", "rollout_percent": "0", "_save": "1"})
+
+    assert response.status_code == 302
+    assert Segment.objects.get(pk=segment.pk).description == "new words"
+
+
+def test_segment_change__lower_rollout__confirmed_counts_match_applied(admin_client, segment):
+    admin_client.post(
+        reverse("admin:segments_segment_change", args=[segment.pk]),
+        {"description": "", "rollout_percent": "50", "_rollout_confirmed": "1"},
+    )
+    url = reverse("admin:segments_segment_change", args=[segment.pk])
+
+    preview = admin_client.post(url, {"description": "", "rollout_percent": "20"}).context["result"]
+    applied = admin_client.post(url, {"description": "", "rollout_percent": "20", "_rollout_confirmed": "1"})
+
+    assert applied.status_code == 302
+    removed = [uid for uid, op, source, _ in history(segment_slug="PROMO", operation="removed")]
+    assert preview.removed == len(removed) > 0 and preview.added == 0
+    manual = {1, 2, 3}
+    assert (
+        set(Membership.objects.filter(segment=segment).values_list("user_id", flat=True))
+        == covered("PROMO", 20) | manual
+    )
+
+
+def test_segment_page__members_chart_counts_and_links(admin_client, segment):
+    response = admin_client.get(reverse("admin:segments_segment_change", args=[segment.pk]))
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<svg" in body and "now 3, peak 3" in body
+    assert "Members (3)" in body
+    assert reverse("admin:segments_segment_export", args=[segment.pk]) in body
+    assert '<script src="http' not in body
+
+
+def test_segment_delete__confirmation__states_active_memberships(admin_client, segment):
+    response = admin_client.get(reverse("admin:segments_segment_delete", args=[segment.pk]))
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Active memberships: 3" in body
+    assert "removes all its memberships" in body
+
+
+def test_segment_delete__confirmed__members_leave_through_service(admin_client, segment):
+    response = admin_client.post(reverse("admin:segments_segment_delete", args=[segment.pk]), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Segment.objects.filter(slug="PROMO").exists()
+    assert sorted(history(operation="removed")) == [(i, "removed", "segment_deleted", "admin") for i in (1, 2, 3)]
+
+
+def test_segment_bulk_delete__action__each_segment_through_service(admin_client, segment):
+    other = segment_create(slug="OTHER", actor="setup")
+    data = {"action": "delete_selected", "_selected_action": [segment.pk, other.pk], "post": "yes"}
+
+    response = admin_client.post(reverse("admin:segments_segment_changelist"), data)
+
+    assert response.status_code == 302
+    assert not Segment.objects.exists()
+    assert HistoryEvent.objects.filter(source="segment_deleted", actor="admin").count() == 3
+
+
+def test_membership_add__with_expiry__through_service_with_admin_history(admin_client, segment):
+    expires = datetime.now(UTC) + timedelta(days=3)
+    data = {
+        "user": "7",
+        "segment": segment.pk,
+        "expires_at_0": expires.strftime("%Y-%m-%d"),
+        "expires_at_1": "12:00:00",
+    }
+
+    response = admin_client.post(reverse("admin:segments_membership_add"), data)
+
+    assert response.status_code == 302
+    membership = Membership.objects.get(user_id=7, segment=segment)
+    assert membership.expires_at == expires.replace(hour=12, minute=0, second=0, microsecond=0)
+    assert history(user_id=7) == [(7, "added", "admin", "admin")]
+
+
+def test_membership_add__past_expiry__form_error_and_nothing_added(admin_client, segment):
+    data = {"user": "7", "segment": segment.pk, "expires_at_0": "2001-01-01", "expires_at_1": "00:00:00"}
+
+    response = admin_client.post(reverse("admin:segments_membership_add"), data)
+
+    assert response.status_code == 200
+    assert "expires_at" in response.context["adminform"].form.errors
+    assert not Membership.objects.filter(user_id=7).exists()
+
+
+def test_membership_change__new_expiry__updated_by_service(admin_client, segment):
+    membership = Membership.objects.get(user_id=1, segment=segment)
+    data = {"expires_at_0": "2040-05-06", "expires_at_1": "07:08:09"}
+
+    response = admin_client.post(reverse("admin:segments_membership_change", args=[membership.pk]), data)
+
+    assert response.status_code == 302
+    assert Membership.objects.get(pk=membership.pk).expires_at == datetime(2040, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+
+def test_membership_delete__confirmed__removed_with_admin_history(admin_client, segment):
+    membership = Membership.objects.get(user_id=2, segment=segment)
+
+    response = admin_client.post(reverse("admin:segments_membership_delete", args=[membership.pk]), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    assert history(user_id=2, operation="removed") == [(2, "removed", "admin", "admin")]
+
+
+def test_membership_list__segment_filter_and_user_search__exact_rows_in_few_queries(
+    admin_client, segment, django_assert_max_num_queries
+):
+    segment_create(slug="OTHER", actor="setup")
+    memberships_update(user_id=2, add=[AddItem(slug="OTHER")], remove=[], source="api", actor="setup")
+    url = reverse("admin:segments_membership_changelist")
+
+    with django_assert_max_num_queries(10):
+        by_segment = admin_client.get(url, {"segment__id__exact": segment.pk})
+    by_user = admin_client.get(url, {"q": "2"})
+    by_text = admin_client.get(url, {"q": "abc"})
+
+    assert [m.user_id for m in by_segment.context["cl"].result_list] == [1, 2, 3]
+    assert sorted(m.segment.slug for m in by_user.context["cl"].result_list) == ["OTHER", "PROMO"]
+    assert list(by_text.context["cl"].result_list) == []
+
+
+def test_membership_list__more_rows_than_cap__count_capped_and_marked(admin_client, segment, monkeypatch):
+    monkeypatch.setattr(CappedPaginator, "CAP", 2)
+
+    response = admin_client.get(reverse("admin:segments_membership_changelist"))
+
+    assert response.context["cl"].result_count == 2
+    assert "2+ memberships" in response.content.decode()
+
+
+def test_import_page__valid_csv__applied_and_counted(admin_client, segment):
+    upload = SimpleUploadedFile("members.csv", b"1\n4\n5,2031-02-03T04:05:06Z\n999\n", content_type="text/csv")
+    url = reverse("admin:segments_segment_import", args=[segment.pk])
+
+    response = admin_client.post(url, {"file": upload, "mode": "add"})
+
+    result = response.context["result"]
+    assert (result.applied, result.changed, result.unchanged, result.unknown_users) == (True, 2, 1, 1)
+    assert "line 4: unknown user 999" in response.content.decode()
+    assert history(source="import") == [(4, "added", "import", "admin"), (5, "added", "import", "admin")]
+
+
+def test_import_page__invalid_line__nothing_applied_and_reason_shown(admin_client, segment):
+    upload = SimpleUploadedFile("members.csv", b"4\nfive\n", content_type="text/csv")
+
+    response = admin_client.post(
+        reverse("admin:segments_segment_import", args=[segment.pk]), {"file": upload, "mode": "add"}
+    )
+
+    body = response.content.decode()
+    assert "Nothing applied" in body and "line 2: invalid user id" in body
+    assert not Membership.objects.filter(user_id=4).exists()
+
+
+def test_export__active_members__streamed_csv(admin_client, segment):
+    memberships_update(
+        user_id=5,
+        add=[AddItem(slug="PROMO", expires_at=datetime(2035, 1, 1, tzinfo=UTC))],
+        remove=[],
+        source="api",
+        actor="x",
+    )
+    Membership.objects.create(user_id=9, segment=segment, expires_at=timezone.now() - timedelta(seconds=1))
+
+    response = admin_client.get(reverse("admin:segments_segment_export", args=[segment.pk]))
+
+    assert response.streaming and response["Content-Type"].startswith("text/csv")
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert lines[0] == "user_id,expires_at,source,added_at"
+    assert [line.split(",")[:3] for line in lines[1:]] == [
+        ["1", "", "manual"],
+        ["2", "", "manual"],
+        ["3", "", "manual"],
+        ["5", "2035-01-01T00:00:00Z", "manual"],
+    ]
+
+
+def test_history_admin__read_only__no_add_change_or_delete(admin_client, segment):
+    event = HistoryEvent.objects.first()
+
+    add = admin_client.get(reverse("admin:segments_historyevent_add"))
+    change = admin_client.post(reverse("admin:segments_historyevent_change", args=[event.pk]), {"actor": "forged"})
+    delete = admin_client.post(reverse("admin:segments_historyevent_delete", args=[event.pk]), {"post": "yes"})
+    listing = admin_client.get(reverse("admin:segments_historyevent_changelist"))
+
+    assert (add.status_code, change.status_code, delete.status_code) == (403, 403, 403)
+    assert HistoryEvent.objects.get(pk=event.pk).actor == "setup"
+    assert "delete_selected" not in listing.content.decode()
+
+
+def test_history_admin__filters_search_and_date_hierarchy__matching_rows(admin_client, segment):
+    HistoryEvent.objects.create(
+        user_id=1, segment_slug="OLD", operation="added", source="ttl", at=datetime(2024, 3, 1, tzinfo=UTC)
+    )
+    url = reverse("admin:segments_historyevent_changelist")
+
+    by_slug = admin_client.get(url, {"q": "PROMO", "operation": "added", "source__exact": "api"})
+    by_user = admin_client.get(url, {"q": "1"})
+    by_year = admin_client.get(url, {"at__year": "2024"})
+    top = admin_client.get(url)
+
+    assert sorted(e.user_id for e in by_slug.context["cl"].result_list) == [1, 2, 3]
+    assert {e.segment_slug for e in by_user.context["cl"].result_list} == {"PROMO", "OLD"}
+    assert [e.segment_slug for e in by_year.context["cl"].result_list] == ["OLD"]
+    years = [str(year) for year in range(2024, timezone.now().year + 1)]
+    assert all(f"at__year={year}" in top.content.decode() for year in years)
+
+
+def test_members_by_day__events_on_past_days__level_per_day(segment):
+    today = timezone.now().date()
+    two_days_ago = datetime.combine(today - timedelta(days=2), datetime.min.time(), tzinfo=UTC)
+    HistoryEvent.objects.filter(segment_slug="PROMO").update(at=two_days_ago)
+    memberships_update(user_id=3, add=[], remove=["PROMO"], source="api", actor="x")
+
+    series = members_by_day(segment, days=4, today=today)
+
+    assert [level for _, level in series] == [0, 3, 3, 2]
+    assert "now 2, peak 3" in members_chart_svg(series)
+
+
+def test_membership_add_page__from_segment__raw_id_user_and_segment_preselected(admin_client, segment):
+    response = admin_client.get(reverse("admin:segments_membership_add"), {"segment": segment.pk})
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert 'class="vForeignKeyRawIdAdminField"' in body
+    assert f'<option value="{segment.pk}" selected>PROMO</option>' in body

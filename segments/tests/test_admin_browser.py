@@ -1,0 +1,97 @@
+"""The admin in a real headless Chromium (Debian's package at /usr/bin/chromium, no browser download).
+
+Static files: the live_server fixture wraps the app in Django's StaticFilesHandler, which serves
+the admin's CSS from the staticfiles finders; the test checks that the stylesheet really applies.
+Screenshots go to test-output/admin-browser/.
+"""
+
+import os
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from segments.models import HistoryEvent, Membership, Segment
+from segments.services import is_covered
+from users.models import User
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = settings.BASE_DIR / "test-output" / "admin-browser"
+USER_IDS = range(1, 1001)
+
+
+@pytest.fixture
+def page(on_postgres, live_server, transactional_db, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still synchronous.
+    monkeypatch.setitem(os.environ, "DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
+        # Inside Playwright's context the ORM has a connection of its own: close it, or it outlives the test database.
+        connection.close()
+
+
+def test_admin_in_browser__rollout_import_history_and_chart__all_shown(page, live_server, django_user_model):
+    django_user_model.objects.create_superuser("pm", "", "a-long-browser-password")
+    User.objects.bulk_create([User(id=i) for i in USER_IDS])
+    expected = sum(is_covered("BROWSER_TEN", i, Decimal(10)) for i in USER_IDS)
+
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "pm")
+    page.fill("#id_password", "a-long-browser-password")
+    page.click("input[type=submit]")
+    header_color = page.evaluate("getComputedStyle(document.querySelector('#header')).backgroundColor")
+    assert header_color not in ("", "rgba(0, 0, 0, 0)"), "the admin stylesheet did not load"
+
+    page.goto(f"{live_server.url}/admin/segments/segment/add/")
+    page.fill("#id_slug", "BROWSER_TEN")
+    page.fill("#id_description", "ten percent, made in a browser")
+    page.fill("#id_rollout_percent", "10")
+    page.click("input[name=_save]")
+    assert page.inner_text("#rollout-added") == str(expected)
+    page.screenshot(path=SHOTS / "1-rollout-confirmation.png", full_page=True)
+    page.click("text=Yes, apply the rollout")
+    assert f"Rollout 10%: {expected} users added" in page.inner_text(".messagelist")
+    segment = Segment.objects.get(slug="BROWSER_TEN")
+    assert Membership.objects.filter(segment=segment).count() == expected
+
+    page.goto(f"{live_server.url}/admin/segments/segment/{segment.pk}/change/")
+    page.click("text=Import CSV")
+    outsiders = [i for i in USER_IDS if not is_covered("BROWSER_TEN", i, Decimal(10))][:3]
+    csv = "".join(f"{i}\n" for i in outsiders) + "2000000\n"
+    page.set_input_files("#id_file", {"name": "members.csv", "mimeType": "text/csv", "buffer": csv.encode()})
+    page.check("input[name=mode][value=add]")
+    page.click("input[value=Import]")
+    assert page.inner_text("#count-changed") == "3"
+    assert page.inner_text("#count-unknown") == "1"
+    page.screenshot(path=SHOTS / "2-import-result.png", full_page=True)
+
+    page.goto(f"{live_server.url}/admin/segments/segment/{segment.pk}/change/")
+    chart = page.locator("svg.members-chart")
+    assert chart.is_visible()
+    assert f"now {expected + 3}" in chart.get_attribute("aria-label")
+    page.screenshot(path=SHOTS / "3-segment-with-chart.png", full_page=True)
+
+    page.click("text=Segment history")
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == min(expected + 3, 100)
+    assert page.locator("#result_list tbody tr", has_text="import").count() == 3
+    page.screenshot(path=SHOTS / "4-history.png", full_page=True)
+    assert HistoryEvent.objects.filter(source="import", actor="pm").count() == 3
