@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Tests need some secret key; the real one comes from the environment or .env.
 TEST_ENV := DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key-not-for-production}
+# `manage.py check --deploy` runs with the settings production would have: a long random key, HTTPS only.
+PRODUCTION_ENV := DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))') \
+	DJANGO_SECURE_SSL_REDIRECT=true DJANGO_SECURE_COOKIES=true DJANGO_HSTS_SECONDS=31536000
 
 .PHONY: install migrate static seed serve worker run test lint schema bench clean
 
@@ -60,6 +63,7 @@ test: $(VENV)/.installed-dev
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(BIN)/python manage.py spectacular --validate --fail-on-warn --file $(VENV)/openapi.yaml
 	@diff -u docs/openapi.yaml $(VENV)/openapi.yaml || { echo "docs/openapi.yaml differs from the code: run make schema"; exit 1; }
+	env -u DJANGO_DEBUG $(PRODUCTION_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING
 	$(TEST_ENV) $(BIN)/pytest
 
 bench: $(VENV)/.installed-dev

@@ -1,6 +1,7 @@
 """History reads and CSV reports. Every read first writes the TTL expiries that are due, so an
 expired membership shows as `removed` at its `expires_at` whether or not the sweep has run."""
 
+import logging
 import re
 import secrets
 import tempfile
@@ -16,10 +17,12 @@ from django.utils import timezone
 from reports import csv_format, export
 from reports.export import HistoryQuery
 from reports.periods import Period
-from segmenter.errors import UserNotFound
+from segmenter.errors import ReportNotWritten, UserNotFound
 from segments.models import Segment
 from segments.services import memberships_expire
 from users.models import User
+
+logger = logging.getLogger(__name__)
 
 REPORTS_DIR = "reports"
 # 24 random bytes: 192 bits, 32 URL-safe characters.
@@ -73,9 +76,14 @@ def report_copy(out: BinaryIO, *, query: HistoryQuery, header: bool = False, det
 
 def report_write(*, query: HistoryQuery, header: bool = False, detail: bool = False) -> ReportFile:
     """Write the CSV into storage as `reports/<192 random bits>.csv`, spooled through a temp file."""
-    with tempfile.TemporaryFile() as spool:
-        rows = report_copy(spool, query=query, header=header, detail=detail)
-        name = default_storage.save(f"{REPORTS_DIR}/{secrets.token_urlsafe(24)}.csv", File(spool, name="report.csv"))
+    path = f"{REPORTS_DIR}/{secrets.token_urlsafe(24)}.csv"
+    try:
+        with tempfile.TemporaryFile() as spool:
+            rows = report_copy(spool, query=query, header=header, detail=detail)
+            name = default_storage.save(path, File(spool, name="report.csv"))
+    except OSError as exc:  # disk full, read-only or missing folder: the client may retry, the operator must act
+        logger.error("report not written: %s", exc)
+        raise ReportNotWritten(f"The report could not be written to storage ({exc.strerror or exc}).") from None
     return ReportFile(name=name.rsplit("/", 1)[-1], rows=rows)
 
 

@@ -36,6 +36,20 @@ def lock_clause(mode: str) -> str:
     return f" FOR {mode}" if is_postgres() else ""
 
 
+ROLLOUT_LOCK_KEY = 7_146_917_263  # any constant; names the one lock that orders rollouts and registrations
+
+
+def rollout_lock(*, shared: bool) -> None:
+    """Hold, until the transaction ends, the lock that registrations take shared and rollout changes exclusive.
+
+    A registration then sees every rollout percent as of after any change in flight, and a rollout
+    sees every user registered before it. SQLite has one writer at a time and needs no lock.
+    """
+    if is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_advisory_xact_lock{'_shared' if shared else ''}(%s)", [ROLLOUT_LOCK_KEY])
+
+
 def _md5(text):
     return None if text is None else hashlib.md5(str(text).encode()).hexdigest()
 

@@ -57,6 +57,10 @@ class SegmentExists(ServiceError):
         super().__init__(f"Segment already exists: {slug}", slug=slug)
 
 
+class ReportNotWritten(ServiceError):
+    status, code, title = 503, "report_not_written", "Report not written"
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = 413
     default_detail = "Request body is larger than 1 MiB."

@@ -4,7 +4,8 @@ from segmenter.errors import problem_json_response
 
 
 class ApiBodyLimitMiddleware:
-    """Refuse API request bodies over 1 MiB before anything reads them (413 problem+json)."""
+    """Refuse API request bodies over 1 MiB before anything reads them (413 problem+json), and chunked
+    bodies, which carry no Content-Length (411)."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
@@ -18,5 +19,10 @@ class ApiBodyLimitMiddleware:
             if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
                 return problem_json_response(
                     413, "payload_too_large", "Payload too large", "Request body is larger than 1 MiB."
+                )
+            if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+                # Django reads no body without a Content-Length: refuse it rather than act on an empty one.
+                return problem_json_response(
+                    411, "length_required", "Length required", "Send the body with a Content-Length header."
                 )
         return self.get_response(request)

@@ -22,7 +22,7 @@ SLUG_PARAM = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="S
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List segments", responses={200: SegmentSerializer, **problems(401)}),
+    list=extend_schema(summary="List segments", responses={200: SegmentSerializer, **problems(401, 404)}),
     retrieve=extend_schema(
         summary="Get a segment", parameters=[SLUG_PARAM], responses={200: SegmentSerializer, **problems(400, 401, 404)}
     ),

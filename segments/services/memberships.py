@@ -133,9 +133,12 @@ def _add(user_id, add, segment_ids, expiries, source, actor) -> tuple[list[str],
     params = []
     for item in add:
         params += [user_id, segment_ids[item.slug], expiries[item.slug]]
+    # A row that exists is locked, not changed nor returned (DO UPDATE ... WHERE 1 = 0): a rollout
+    # lowering at the same time cannot delete it before it is made manual below, losing this add.
     inserted = changes_record(
         "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
-        f" VALUES {values} ON CONFLICT (user_id, segment_id) DO NOTHING"
+        f" VALUES {values} ON CONFLICT (user_id, segment_id)"
+        " DO UPDATE SET expires_at = segments_membership.expires_at WHERE 1 = 0"
         f" RETURNING user_id, segment_id, {now_column()}",
         params,
         operation="added",

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
 
-from segmenter.db import bucket_sql, in_list, lock_clause, now_sql
+from segmenter.db import bucket_sql, in_list, lock_clause, now_sql, rollout_lock
 from segmenter.errors import SegmentNotFound
 from segments.services.expiry import memberships_expire
 from segments.services.history import changes_record, now_column
@@ -69,6 +69,7 @@ def _apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool) -> Rollout
         limit = threshold(percent)
         if dry_run:
             return RolloutResult(slug, percent, *_count_changes(cursor, segment_id, slug, limit))
+        rollout_lock(shared=False)
         cursor.execute(
             f"UPDATE segments_segment SET rollout_percent = %s, updated_at = {now_sql()} WHERE id = %s",
             [percent, segment_id],
@@ -87,7 +88,9 @@ def _apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool) -> Rollout
         added = changes_record(
             "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
             f" SELECT u.id, %s, 'rollout', {now_sql()}, NULL FROM users_user u"
-            f" WHERE {bucket_sql('%s', 'u.id')} < %s"
+            # KEY SHARE, as the foreign key check would take at commit: a user being deleted is waited
+            # for and skipped, rather than failing this whole transaction at its end.
+            f" WHERE {bucket_sql('%s', 'u.id')} < %s{lock_clause('KEY SHARE')}"
             " ON CONFLICT (user_id, segment_id) DO NOTHING"
             f" RETURNING user_id, segment_id, {now_column()}",
             [segment_id, slug, limit],
@@ -118,13 +121,15 @@ def _count_changes(cursor, segment_id: int, slug: str, limit: int) -> tuple[int,
 def rollout_join_users(*, user_ids: list[int], actor: str) -> int:
     """Give newly registered users every rollout that covers them, in the caller's transaction.
 
-    Locks the rolled-out segments FOR SHARE first, so that a rollout changing at the same time
-    either sees these users or is seen by them.
+    Holds the rollout lock shared, so that a rollout changing at the same time (even one from 0
+    percent, or of a segment being created) either sees these users or is seen by them; and the
+    rolled-out segments FOR KEY SHARE, so that a segment being deleted is waited for.
     """
+    rollout_lock(shared=True)
     user_filter, params = in_list("u.id", user_ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id FROM segments_segment WHERE rollout_percent > 0 ORDER BY id{lock_clause('SHARE')}", []
+            f"SELECT id FROM segments_segment WHERE rollout_percent > 0 ORDER BY id{lock_clause('KEY SHARE')}", []
         )
         if not cursor.fetchall():
             return 0
