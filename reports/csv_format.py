@@ -3,7 +3,9 @@
 `user_id;segment;operation;at`, plus `;source;actor` in detail mode. Only the actor (a token
 name or an admin username) can hold a `;`, a quote or a line break; such a value is quoted
 the RFC 4180 way: wrapped in double quotes, with each double quote doubled (`a;b` becomes
-`"a;b"`), which is also what PostgreSQL's COPY ... CSV writes.
+`"a;b"`), which is also what PostgreSQL's COPY ... CSV writes. An actor that a spreadsheet
+would run as a formula (starting with `= + - @`, a tab or a carriage return) gets a leading
+`'`, so that opening the file cannot execute it.
 """
 
 from datetime import UTC, datetime
@@ -11,6 +13,7 @@ from datetime import UTC, datetime
 COLUMNS = ("user_id", "segment", "operation", "at")
 DETAIL_COLUMNS = ("source", "actor")
 _SPECIAL = (";", '"', "\n", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def header(*, detail: bool) -> str:
@@ -24,6 +27,8 @@ def timestamp(at: datetime) -> str:
 
 
 def quote(value: str) -> str:
+    if value.startswith(FORMULA_START):
+        value = "'" + value
     if any(char in value for char in _SPECIAL):
         return '"' + value.replace('"', '""') + '"'
     return value

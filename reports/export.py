@@ -66,7 +66,9 @@ def copy_sql(query: HistoryQuery, *, detail: bool) -> tuple[str, list]:
         where.append("segment_slug = %s")
         params.append(query.segment)
     # An empty actor must be written bare, and COPY writes only NULL bare (it quotes '').
-    columns = f"user_id, segment_slug, operation, {UTC_SECONDS}" + (", source, NULLIF(actor, '')" if detail else "")
+    # An actor that could run as a spreadsheet formula gets a leading ' (as csv_format.quote does).
+    actor = r"CASE WHEN actor ~ '^[-=+@\t\r]' THEN '''' || actor ELSE NULLIF(actor, '') END"
+    columns = f"user_id, segment_slug, operation, {UTC_SECONDS}" + (f", source, {actor}" if detail else "")
     table = HistoryEvent._meta.db_table
     return f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} ORDER BY at, id", params
 

@@ -19,7 +19,18 @@ def test_line__any_actor__csv_readers_get_every_field_back(actor, at):
     text = csv_format.line(1000, "AVITO_DISCOUNT_30", "added", at, "api", actor, detail=True)
     assert text.endswith("\n")
     (record,) = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
-    assert record == ["1000", "AVITO_DISCOUNT_30", "added", at.strftime("%Y-%m-%dT%H:%M:%SZ"), "api", actor]
+    shown = "'" + actor if actor.startswith(csv_format.FORMULA_START) else actor
+    assert record == ["1000", "AVITO_DISCOUNT_30", "added", at.strftime("%Y-%m-%dT%H:%M:%SZ"), "api", shown]
+
+
+def test_line__formula_like_actor__prefixed_so_spreadsheets_show_text():
+    at = datetime(2023, 8, 31, 10, 25, 4, tzinfo=UTC)
+    lines = [csv_format.line(1, "S", "added", at, "api", actor, detail=True) for actor in ("=cmd()", "@SUM(A1)", "ok")]
+    assert lines == [
+        "1;S;added;2023-08-31T10:25:04Z;api;'=cmd()\n",
+        "1;S;added;2023-08-31T10:25:04Z;api;'@SUM(A1)\n",
+        "1;S;added;2023-08-31T10:25:04Z;api;ok\n",
+    ]
 
 
 def test_timestamp__other_zone_and_microseconds__utc_seconds_truncated():
@@ -34,7 +45,11 @@ def test_header__detail_or_not__column_names():
 
 # The database fixture is one transaction for all examples; each example starts by emptying history.
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(actors=st.lists(ACTORS, min_size=1, max_size=5))
+@given(
+    actors=st.lists(
+        ACTORS | st.sampled_from(["=cmd()", "+1", "-2", "@x", "\tx", "\r=y", "'=z"]), min_size=1, max_size=5
+    )
+)
 def test_copy_csv__any_actors__same_bytes_as_the_fallback(on_postgres, db, actors):
     HistoryEvent.objects.all().delete()
     for second, actor in enumerate(actors):
