@@ -38,8 +38,9 @@ class Membership(models.Model):
         MANUAL = "manual"
         ROLLOUT = "rollout"
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    # No single-column indexes: (user, segment) unique and (segment, user) cover both lookups.
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships", db_index=False)
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
     added_at = models.DateTimeField(db_default=Now(), editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -1,11 +1,10 @@
 """Sticky percentage rollout: deterministic buckets, materialised as `rollout` memberships."""
 
 import hashlib
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
 from segmenter.db import bucket_sql, in_list, lock_clause, now_sql, rollout_lock
 from segmenter.errors import SegmentNotFound
@@ -43,17 +42,8 @@ def rollout_apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool = Fa
     one segment serialise on the segment row. Runs inside the caller's transaction if any.
     """
     percent = Decimal(str(percent))
-    for attempt in range(3):
-        try:
-            with transaction.atomic():
-                return _apply(slug=slug, percent=percent, actor=actor, dry_run=dry_run)
-        except IntegrityError:
-            # A user was deleted between our read of users and the insert: the savepoint is
-            # rolled back, so run again.
-            if attempt == 2:
-                raise
-            time.sleep(0.05)
-    raise AssertionError("unreachable")
+    with transaction.atomic():
+        return _apply(slug=slug, percent=percent, actor=actor, dry_run=dry_run)
 
 
 def _apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool) -> RolloutResult:
