@@ -1,12 +1,17 @@
-"""Production server config, used by `make run`, Docker and the benchmarks."""
+"""Production server config, used by `make run`, Docker and the benchmarks.
+
+gthread workers with keep-alive: CPUs + 1 workers of 4 threads each. Measured by `make bench`
+(docs/performance.md) against sync workers (which close the connection after every response)
+and other gthread shapes on 2 CPUs; every setting can be overridden from the environment.
+"""
 
 import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30

@@ -1,0 +1,1 @@
+"""The benchmark harness (`make bench`, `python -m bench --help`). Never run by the test suite."""

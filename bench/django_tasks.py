@@ -1,0 +1,42 @@
+"""Service-side timings, run in a child process against the bench database: `python -m bench.django_tasks TASK ...`.
+
+Prints one JSON object. Tasks: `queries USER_ID TOKEN` (queries per hot-path GET once warm),
+`rollout SLUG PERCENT` (segments.services.rollout_apply), `expire` (segments.services.memberships_expire).
+"""
+
+import json
+import os
+import sys
+import time
+
+
+def main(task: str, *args: str) -> dict:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "segmenter.settings")
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from segments.services import memberships_expire, rollout_apply
+
+    if task == "queries":
+        client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {args[1]}")
+        path = f"/api/v1/users/{args[0]}/segments/"
+        first = client.get(path)
+        with CaptureQueriesContext(connection) as queries:
+            second = client.get(path)
+        return {"status": [first.status_code, second.status_code], "queries": len(queries)}
+    started = time.perf_counter()
+    if task == "rollout":
+        result = rollout_apply(slug=args[0], percent=args[1], actor="bench")
+        return {"seconds": time.perf_counter() - started, "rows": result.added + result.removed}
+    if task == "expire":
+        rows = memberships_expire()
+        return {"seconds": time.perf_counter() - started, "rows": rows}
+    raise SystemExit(f"unknown task {task}")
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(*sys.argv[1:])))

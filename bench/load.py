@@ -1,0 +1,81 @@
+"""HTTP and pgbench load, interleaved: every round runs every target once, in a rotating order."""
+
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+
+from bench.servers import Server, ServerConfig
+from bench.sql import pgbench_script
+from bench.tools import Load, run_pgbench, run_wrk
+
+
+@dataclass
+class Target:
+    """One thing under load: a server config serving an app with a wrk script, or pgbench (config None)."""
+
+    label: str
+    config: ServerConfig | None
+    app: str = "service"
+    script: str = "get.lua"
+    dsn: str = ""
+    connections: int = 16
+    token: str = ""  # when the target's database has its own token
+    runs: list[Load] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    seconds: int
+    warmup: int
+    rounds: int
+    port: int
+    token: str
+    patch_segments: int = 10
+
+
+def measure(target: Target, users: int, settings: LoadSettings) -> Load:
+    if target.config is None:
+        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+            script.write(pgbench_script(users))
+        try:
+            return run_pgbench(
+                dsn=target.dsn, script=Path(script.name), seconds=settings.seconds, connections=target.connections
+            )
+        finally:
+            Path(script.name).unlink()
+    token = target.token or settings.token
+    env = {"DATABASE_URL": target.dsn, "BENCH_TOKEN": token}
+    wrk_env = {
+        "BENCH_USERS": str(users),
+        "BENCH_TOKEN": token,
+        "BENCH_PATCH_SEGMENTS": str(settings.patch_segments),
+    }
+    with Server(target.config, target.app, settings.port, env) as server:
+        if settings.warmup:
+            run_wrk(
+                url=server.url, script="get.lua", seconds=settings.warmup, connections=target.connections, env=wrk_env
+            )
+        return run_wrk(
+            url=server.url, script=target.script, seconds=settings.seconds, connections=target.connections,
+            env=wrk_env,
+        )  # fmt: skip
+
+
+def interleave(targets: list[Target], users_of, settings: LoadSettings, log) -> None:
+    """Run `rounds` rounds; round i starts at target i so that no target always follows the same one."""
+    for number in range(settings.rounds):
+        shift = number % len(targets)
+        for target in targets[shift:] + targets[:shift]:
+            try:
+                result = measure(target, users_of(target), settings)
+            except (subprocess.CalledProcessError, RuntimeError, ValueError, psycopg2.Error) as exc:
+                log(f"round {number + 1} {target.label}: failed: {exc}")
+                result = Load(rps=float("nan"), p50_ms=float("nan"), p99_ms=float("nan"), errors=-1, requests=0)
+            target.runs.append(result)
+            log(
+                f"round {number + 1} {target.label}: {result.rps:,.0f} rps, p50 {result.p50_ms:.1f} ms,"
+                f" p99 {result.p99_ms:.1f} ms, errors {result.errors}"
+            )

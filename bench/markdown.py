@@ -1,0 +1,232 @@
+"""The results of one run as docs/performance.md: the machine, the command, tables and the targets."""
+
+import math
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import psycopg2
+
+from bench.load import Target
+from bench.servers import ServerConfig
+from bench.stats import fmt, median, ratio, table
+
+SYNC_BASELINE = "gunicorn sync ×4"  # gunicorn's default worker class with 4 workers
+GO_VS_BARE_SYNC = 1.8  # the Go + MySQL implementation, against the bare app under gunicorn sync ×4
+
+
+@dataclass
+class Results:
+    args: object
+    sizes: object
+    command: str
+    queries: dict = field(default_factory=dict)
+    servers: list[Target] = field(default_factory=list)
+    endpoints: list[Target] = field(default_factory=list)
+    history: dict = field(default_factory=dict)
+    latency: list[Target] = field(default_factory=list)
+    rollout: dict = field(default_factory=dict)
+    expiry: dict = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
+    minutes: float = 0.0
+
+    def find(self, label: str) -> Target | None:
+        return next((t for t in self.servers if t.label == label), None)
+
+    def best_gunicorn(self) -> ServerConfig | None:
+        candidates = [t for t in self.servers if t.config and t.config.server == "gunicorn" and t.app == "service"]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda t: _nan_low(median(rps(t)))).config
+
+
+def _nan_low(value: float) -> float:
+    return -1.0 if math.isnan(value) else value
+
+
+def rps(target: Target) -> list[float]:
+    return [run.rps for run in target.runs]
+
+
+def summary(target: Target) -> list:
+    runs = target.runs
+    return [
+        median(rps(target)),
+        median([r.p50_ms for r in runs]),
+        median([r.p99_ms for r in runs]),
+        sum(max(r.errors, 0) for r in runs),
+    ]
+
+
+def machine(dsn_hint: str) -> str:
+    memory = next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    with psycopg2.connect(dsn_hint) as connection, connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        postgres = cursor.fetchone()[0]
+    connection.close()
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split("[")[0].strip()
+    packages = ("Django", "djangorestframework", "gunicorn", "granian", "psycopg2-binary")
+    versions = ", ".join(f"{name} {_version(name)}" for name in packages)
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {int(memory) // 1024 // 1024} GiB RAM, PostgreSQL {postgres} on the same"
+        f" machine (shared, default settings), Python {platform.python_version()}, {versions}, {wrk}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def servers_section(results: Results) -> list[str]:
+    pgbench = results.find("pgbench -M prepared")
+    bare_sync = results.find(f"{SYNC_BASELINE} bare")
+    rows = [["pgbench -M prepared (same SQL)", "–", *summary(pgbench), "–", 1.0, "–"]] if pgbench else []
+    for target in results.servers:
+        if target.config is None or target.app != "service":
+            continue
+        bare = results.find(f"{target.config.name} bare")
+        go = [GO_VS_BARE_SYNC * value for value in rps(bare_sync)] if bare_sync else []
+        for t in (target, bare):
+            rows.append([
+                target.config.name, t.app, *summary(t),
+                ratio(rps(target), rps(bare)) if t is target else "–",
+                ratio(rps(t), rps(pgbench)) if pgbench else "–",
+                ratio(rps(t), go) if go else "–",
+            ])  # fmt: skip
+    return [
+        "## GET /api/v1/users/{id}/segments/ by server and config",
+        "",
+        "`service` is the Django app; `bare` is bench/bare_app.py (no framework, psycopg2, same SQL) under the"
+        " same server and config; pgbench runs the same SQL with `-M prepared`. `÷ Go` compares with the Go +"
+        f" MySQL implementation, estimated at {GO_VS_BARE_SYNC}× the bare app under gunicorn sync ×4 in the same"
+        " round (the figure it was measured at on this kind of machine); above 1 would overtake it.",
+        "",
+        table(
+            [
+                "server, workers×threads",
+                "app",
+                "rps",
+                "p50 ms",
+                "p99 ms",
+                "errors",
+                "service ÷ bare",
+                "÷ pgbench",
+                "÷ Go",
+            ],
+            rows,
+        ),  # fmt: skip
+        "",
+    ]
+
+
+def endpoints_section(results: Results) -> list[str]:
+    get = results.endpoints[0]
+    rows = [[t.label, *summary(t), ratio(rps(t), rps(get))] for t in results.endpoints]
+    patch = results.endpoints[-1].runs
+    history = results.history
+    return [
+        "## Endpoints under the best gunicorn config of this run",
+        "",
+        table(["endpoint", "rps", "p50 ms", "p99 ms", "errors", "÷ GET"], rows),
+        "",
+        f"PATCH history check: {history.get('events', 0):,} history rows written by the PATCH runs; the responses"
+        f" counted within the runs reported {sum(r.added + r.removed for r in patch):,} changes (requests still in"
+        " flight when wrk stops are not counted). Per (user, segment): repeated operations"
+        f" {history.get('repeated')}, first event not matching the state before {history.get('bad_first')}, last"
+        f" event not matching the state after {history.get('bad_last')}, changed without a row"
+        f" {history.get('unlogged')} (all 0 = exactly one history row per real change).",
+        "",
+    ]
+
+
+def latency_section(results: Results) -> list[str]:
+    rows = [[t.label, *summary(t)] for t in results.latency]
+    lines = ["## GET latency against dataset size", "", table(["dataset", "rps", "p50 ms", "p99 ms", "errors"], rows)]
+    for low, high in zip(results.latency[::2], results.latency[1::2], strict=True):
+        p50 = ratio([r.p50_ms for r in high.runs], [r.p50_ms for r in low.runs])
+        p99 = ratio([r.p99_ms for r in high.runs], [r.p99_ms for r in low.runs])
+        lines.append(f"\n{high.label} ÷ {low.label}: p50 {fmt(p50)}×, p99 {fmt(p99)}×.")
+    return [*lines, ""]
+
+
+def bulk_section(results: Results) -> list[str]:
+    rows = []
+    kinds = (("rollout 10%", results.rollout), ("expiry sweep", results.expiry), ("CSV report", results.report))
+    for name, data in kinds:
+        if data:
+            rows.append([
+                name, median(data["service"]), median(data["sql"]), ratio(data["service"], data["sql"]),
+                int(median(data["rows"])),
+            ])  # fmt: skip
+    lines = [
+        "## Bulk work against its raw-SQL equivalent (psql), interleaved",
+        "",
+        "Rollout: `segments.services.rollout_apply` vs one `INSERT … SELECT … ON CONFLICT DO NOTHING` with its history"
+        " rows in the same statement. Expiry: `memberships_expire` (batches of 10,000) vs one `DELETE … RETURNING`"
+        " with its history rows. CSV report: `manage.py report --from M --output FILE` (a child process, startup"
+        " included) vs `\\copy (SELECT …) TO FILE` of the same query.",
+        "",
+        table(["operation", "service s", "raw SQL s", "service ÷ SQL", "rows"], rows),
+        "",
+    ]
+    if results.report:
+        report = results.report
+        lines.append(
+            f"Report peak RSS: {fmt(median(report['rss']), 0)} MiB for the month of"
+            f" {fmt(median(report['rows']), 0)} events, {fmt(median(report['rss_small']), 0)} MiB for a month with a"
+            f" tenth of them; psql's COPY: {fmt(median(report['copy_rss']), 0)} MiB.\n"
+        )
+    elif "report" not in results.args.skip:
+        lines.append("The CSV report was not measured: `manage.py report` did not exist when this ran.\n")
+    return lines
+
+
+START, END = "<!-- bench results: written by python -m bench -->", "<!-- end of bench results -->"
+
+
+def splice(existing: str, generated: str) -> str:
+    """Put the generated results between the markers of an existing file, keeping the notes around them."""
+    block = f"{START}\n{generated}\n{END}"
+    if START in existing and END in existing:
+        before, _, rest = existing.partition(START)
+        return before + block + rest.partition(END)[2]
+    return block + "\n"
+
+
+def render(results: Results) -> str:
+    args, sizes = results.args, results.sizes
+    lines = [
+        "# Performance",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python -m bench` (what `make bench`"
+        f" runs) in {results.minutes:.0f} min."
+        f" Command: `{results.command}`.",
+        "",
+        f"Machine: {machine(results.args.postgres.rstrip('/') + '/' + args.db)}. The load generator, the servers and"
+        " PostgreSQL share the machine, which other jobs also used: every figure is the median of"
+        f" {args.rounds} interleaved rounds of {args.seconds} s at {args.connections} connections"
+        " (bulk work: "
+        f"{args.bulk_rounds} rounds), and every ratio is the median of per-round ratios.",
+        "",
+        f"Dataset: {sizes.users:,} users, {sizes.segments:,} segments, {sizes.per_user} memberships per user,"
+        f" {sizes.history:,} history events ({sizes.report_events:,} in the reported month). Queries per warm"
+        f" GET (token check included): {results.queries.get('queries')}.",
+        "",
+    ]
+    if results.servers:
+        lines += servers_section(results)
+    if results.endpoints:
+        lines += endpoints_section(results)
+    if results.latency:
+        lines += latency_section(results)
+    if results.rollout or results.expiry or results.report:
+        lines += bulk_section(results)
+    return "\n".join(lines)
