@@ -95,3 +95,12 @@ def test_expires_at_index__is_partial(on_postgres):
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'membership_expires_at'")
         assert "WHERE (expires_at IS NOT NULL)" in cursor.fetchone()[0]
+
+
+def test_membership_table__autovacuum__after_one_percent_changes(on_postgres):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'segments_membership'")
+        assert set(cursor.fetchone()[0]) == {
+            "autovacuum_vacuum_scale_factor=0.01",
+            "autovacuum_analyze_scale_factor=0.01",
+        }
