@@ -6,8 +6,7 @@ from django.db import connection, transaction
 
 from segmenter.db import is_postgres, lock_clause, now_sql
 from segmenter.errors import UserNotFound
-from segments.services import memberships_expire, rollout_join_users
-from segments.services.history import changes_record, now_column
+from segments.services import memberships_remove_all, rollout_join_users
 
 
 def user_register(*, user_id: int, actor: str) -> bool:
@@ -47,14 +46,7 @@ def user_delete(*, user_id: int, actor: str) -> int:
             cursor.execute(f"SELECT id FROM users_user WHERE id = %s{lock_clause('UPDATE')}", [user_id])
             if cursor.fetchone() is None:
                 raise UserNotFound(user_id)
-        memberships_expire(user_id=user_id)
-        removed = changes_record(
-            f"DELETE FROM segments_membership WHERE user_id = %s RETURNING user_id, segment_id, {now_column()}",
-            [user_id],
-            operation="removed",
-            source="user_deleted",
-            actor=actor,
-        )
+        removed = memberships_remove_all(user_id=user_id, source="user_deleted", actor=actor)
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM users_user WHERE id = %s", [user_id])
     return removed

@@ -2,7 +2,7 @@
 
 from segments.services.expiry import memberships_expire
 from segments.services.imports import memberships_import as memberships_import
-from segments.services.memberships import AddItem, MembershipsChange, memberships_update
+from segments.services.memberships import AddItem, MembershipsChange, memberships_remove_all, memberships_update
 from segments.services.rollout import RolloutResult, bucket, is_covered, rollout_apply, rollout_join_users
 from segments.services.segments import segment_create, segment_delete, segment_get, segment_update, segment_upsert
 
@@ -13,6 +13,7 @@ __all__ = [
     "bucket",
     "is_covered",
     "memberships_expire",
+    "memberships_remove_all",
     "memberships_update",
     "rollout_apply",
     "rollout_join_users",

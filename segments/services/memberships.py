@@ -78,6 +78,25 @@ def memberships_update(
     return change
 
 
+def memberships_remove_all(
+    *, user_id: int | None = None, segment_id: int | None = None, source: str, actor: str
+) -> int:
+    """Remove every membership of a user or of a segment that is being deleted, one event each.
+
+    Due memberships leave first as `ttl` removals at their expiry; the rest with `source`.
+    Returns how many left with `source`. Runs in the caller's transaction.
+    """
+    column, value = ("user_id", user_id) if user_id is not None else ("segment_id", segment_id)
+    memberships_expire(**{column: value})
+    return changes_record(
+        f"DELETE FROM segments_membership WHERE {column} = %s RETURNING user_id, segment_id, {now_column()}",
+        [value],
+        operation="removed",
+        source=source,
+        actor=actor,
+    )
+
+
 def _check_lists(add: list[AddItem], remove: list[str]) -> None:
     errors = {}
     add_slugs = [item.slug for item in add]

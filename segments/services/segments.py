@@ -8,8 +8,7 @@ from django.db.models.functions import Now
 from segmenter.db import lock_clause
 from segmenter.errors import SegmentExists, SegmentNotFound
 from segments.models import Segment
-from segments.services.expiry import memberships_expire
-from segments.services.history import changes_record, now_column
+from segments.services.memberships import memberships_remove_all
 from segments.services.rollout import rollout_apply
 
 
@@ -74,14 +73,7 @@ def segment_delete(*, slug: str, actor: str) -> int:
             if row is None:
                 raise SegmentNotFound([slug])
             segment_id = row[0]
-        memberships_expire(segment_id=segment_id)
-        removed = changes_record(
-            f"DELETE FROM segments_membership WHERE segment_id = %s RETURNING user_id, segment_id, {now_column()}",
-            [segment_id],
-            operation="removed",
-            source="segment_deleted",
-            actor=actor,
-        )
+        removed = memberships_remove_all(segment_id=segment_id, source="segment_deleted", actor=actor)
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM segments_segment WHERE id = %s", [segment_id])
     return removed
