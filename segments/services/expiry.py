@@ -10,7 +10,7 @@ from segments.services.history import changes_record
 logger = logging.getLogger(__name__)
 
 
-def memberships_expire(*, user_id: int | None = None, segment_id: int | None = None, batch_size: int = 50_000) -> int:
+def memberships_expire(*, user_id: int | None = None, segment_id: int | None = None, batch_size: int = 10_000) -> int:
     """Delete memberships whose `expires_at` has passed, in batches, and return how many.
 
     Safe to run from several processes at once: each batch locks its rows with SKIP LOCKED,
