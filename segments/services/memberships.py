@@ -1,10 +1,9 @@
 """Adding users to segments and removing them: one user at a time, all or nothing."""
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models.functions import Now
 
 from segmenter.db import in_list, lock_clause, now_sql
 from segmenter.errors import SegmentNotFound, UserNotFound, ValidationFailed
@@ -12,7 +11,6 @@ from segments.models import Membership
 from segments.selectors import user_segment_slugs
 from segments.services.expiry import memberships_expire
 from segments.services.history import changes_record, now_column
-from users.models import User
 
 MAX_TTL_SECONDS = 100 * 366 * 24 * 3600
 
@@ -45,13 +43,7 @@ def memberships_update(
     """
     _check_lists(add, remove)
     with transaction.atomic():
-        db_now = (
-            User.objects.select_for_update(no_key=True)
-            .filter(pk=user_id)
-            .annotate(db_now=Now())
-            .values_list("db_now", flat=True)
-            .first()
-        )
+        db_now = _lock_user(user_id)
         if db_now is None:
             raise UserNotFound(user_id)
         segment_ids = _segments_lock(list(dict.fromkeys([item.slug for item in add] + list(remove))))
@@ -95,6 +87,18 @@ def memberships_remove_all(
         source=source,
         actor=actor,
     )
+
+
+def _lock_user(user_id: int) -> datetime | None:
+    """Lock the user's row (updates of one user queue here) and read the database clock; None if unknown."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {now_sql()} FROM users_user WHERE id = %s{lock_clause('NO KEY UPDATE')}", [user_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    if isinstance(row[0], str):  # SQLite gives its clock as UTC text
+        return datetime.fromisoformat(row[0]).replace(tzinfo=UTC)
+    return row[0]
 
 
 def _check_lists(add: list[AddItem], remove: list[str]) -> None:
@@ -169,6 +173,8 @@ def _add(user_id, add, segment_ids, expiries, source, actor) -> tuple[list[str],
     added = sorted(item.slug for item in add if segment_ids[item.slug] in inserted_ids)
     updated = []
     existing = [segment_ids[item.slug] for item in add if segment_ids[item.slug] not in inserted_ids]
+    if not existing:
+        return added, []
     by_segment = {m.segment_id: m for m in Membership.objects.filter(user_id=user_id, segment_id__in=existing)}
     for item in add:
         membership = by_segment.get(segment_ids[item.slug])
