@@ -18,17 +18,18 @@ WITH ev AS (
   WHERE h.actor = %(actor)s
   WINDOW w AS (PARTITION BY h.user_id, h.segment_slug ORDER BY h.id)),
 after AS (SELECT m.user_id, m.segment_id FROM segments_membership m
-          JOIN segments_segment s ON s.id = m.segment_id WHERE s.slug = ANY(%(slugs)s))
+          JOIN segments_segment s ON s.id = m.segment_id WHERE s.slug = ANY(%(slugs)s)),
+changed AS ((SELECT * FROM bench_before EXCEPT SELECT * FROM after)
+            UNION ALL (SELECT * FROM after EXCEPT SELECT * FROM bench_before))
 SELECT
   (SELECT count(*) FROM ev),
   (SELECT count(*) FROM ev WHERE previous = operation),
-  (SELECT count(*) FROM ev WHERE n = 1 AND (operation = 'added') = EXISTS (
-     SELECT 1 FROM bench_before b WHERE b.user_id = ev.user_id AND b.segment_id = ev.segment_id)),
-  (SELECT count(*) FROM ev WHERE n = total AND (operation = 'added') <> EXISTS (
-     SELECT 1 FROM after a WHERE a.user_id = ev.user_id AND a.segment_id = ev.segment_id)),
-  (SELECT count(*) FROM ((SELECT * FROM bench_before EXCEPT SELECT * FROM after)
-                         UNION ALL (SELECT * FROM after EXCEPT SELECT * FROM bench_before)) changed
-   WHERE NOT EXISTS (SELECT 1 FROM ev WHERE ev.user_id = changed.user_id AND ev.segment_id = changed.segment_id))
+  (SELECT count(*) FROM ev LEFT JOIN bench_before b USING (user_id, segment_id)
+   WHERE n = 1 AND (operation = 'added') = (b.user_id IS NOT NULL)),
+  (SELECT count(*) FROM ev LEFT JOIN after a USING (user_id, segment_id)
+   WHERE n = total AND (operation = 'added') <> (a.user_id IS NOT NULL)),
+  (SELECT count(*) FROM changed c
+   WHERE NOT EXISTS (SELECT 1 FROM ev WHERE ev.user_id = c.user_id AND ev.segment_id = c.segment_id))
 """
 
 

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> None:
     sizes = dataset.Sizes(args.users, args.segments, args.per_user, args.history, args.report_events)
     dsn = dataset.build(server=args.postgres, db=args.db, sizes=sizes, reuse=args.reuse, log=log)
     name, token = dataset.token(dsn, "bench")
-    settings = LoadSettings(args.seconds, args.warmup, args.rounds, args.port, token)
+    settings = LoadSettings(args.seconds, args.warmup, args.rounds, args.port, token, actor=name)
     results = markdown.Results(args=args, sizes=sizes, command=shlex.join(["python", "-m", "bench", *sys.argv[1:]]))
     results.queries = bulk.task(dsn, "queries", "1", token)
     log(f"queries per warm GET: {results.queries}")
@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> None:
             Target(f"GET /api/v1/users/{{id}}/segments/ ({best.name})", best, script="get.lua", dsn=dsn),
             Target(f"GET /api/get_user_segments ({best.name})", best, script="seed.lua", dsn=dsn),
             Target(f"PATCH /api/v1/users/{{id}}/segments/ ({best.name})", best, script="patch.lua", dsn=dsn),
+            Target(markdown.GET_SQL, None, dsn=dsn),
+            Target(markdown.PATCH_SQL, None, script="patch.lua", dsn=dsn),
         ]
         for target in targets:
             target.connections = args.connections

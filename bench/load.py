@@ -8,13 +8,14 @@ from pathlib import Path
 import psycopg2
 
 from bench.servers import Server, ServerConfig
-from bench.sql import pgbench_script
+from bench.sql import pgbench_patch_script, pgbench_script
 from bench.tools import Load, run_pgbench, run_wrk
 
 
 @dataclass
 class Target:
-    """One thing under load: a server config serving an app with a wrk script, or pgbench (config None)."""
+    """One thing under load: a server config serving an app with a wrk script, or pgbench (config None)
+    running the SQL of the GET, or of the PATCH when the script is patch.lua."""
 
     label: str
     config: ServerConfig | None
@@ -34,12 +35,16 @@ class LoadSettings:
     port: int
     token: str
     patch_segments: int = 10
+    actor: str = ""  # the token's name: history rows of the PATCH references carry it too
 
 
 def measure(target: Target, users: int, settings: LoadSettings) -> Load:
     if target.config is None:
         with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
-            script.write(pgbench_script(users))
+            if target.script == "patch.lua":
+                script.write(pgbench_patch_script(users, settings.patch_segments, settings.actor))
+            else:
+                script.write(pgbench_script(users))
         try:
             return run_pgbench(
                 dsn=target.dsn, script=Path(script.name), seconds=settings.seconds, connections=target.connections

@@ -78,6 +78,10 @@ def machine(dsn_hint: str) -> str:
     )
 
 
+GET_SQL = "pgbench -M prepared: the GET's SQL"
+PATCH_SQL = "pgbench -M prepared: the PATCH's call"
+
+
 def _version(name: str) -> str:
     try:
         return metadata.version(name)
@@ -128,18 +132,33 @@ def servers_section(results: Results) -> list[str]:
 
 
 def endpoints_section(results: Results) -> list[str]:
-    get = results.endpoints[0]
-    rows = [[t.label, *summary(t), ratio(rps(t), rps(get))] for t in results.endpoints]
-    patch = results.endpoints[-1].runs
+    service = [t for t in results.endpoints if t.config is not None]
+    references = {t.script: t for t in results.endpoints if t.config is None}
+    get = {"service": service[0], "pgbench": references.get("get.lua")}
+    rows = []
+    for t in results.endpoints:
+        same_sql = references.get("patch.lua" if t.script == "patch.lua" else "get.lua")
+        base = get["service" if t.config is not None else "pgbench"]
+        rows.append([
+            t.label, *summary(t),
+            ratio(rps(t), rps(base)) if base else "–",
+            ratio(rps(t), rps(same_sql)) if same_sql and t.config is not None else "–",
+        ])  # fmt: skip
+    patch = service[-1].runs
     history = results.history
     return [
         "## Endpoints under the best gunicorn config of this run",
         "",
-        table(["endpoint", "rps", "p50 ms", "p99 ms", "errors", "÷ GET"], rows),
+        "The pgbench rows run each endpoint's SQL with `-M prepared` on the same data, interleaved: the GET's"
+        " query, and the PATCH's one call of `segments_memberships_update` with the same add and remove (the"
+        " physical limit of each). `÷ GET` compares with the v1 GET of the same kind (service or pgbench).",
         "",
-        f"PATCH history check: {history.get('events', 0):,} history rows written by the PATCH runs; the responses"
-        f" counted within the runs reported {sum(r.added + r.removed for r in patch):,} changes (requests still in"
-        " flight when wrk stops are not counted). Per (user, segment): repeated operations"
+        table(["endpoint", "rps", "p50 ms", "p99 ms", "errors", "÷ GET", "÷ pgbench of its SQL"], rows),
+        "",
+        f"PATCH history check: {history.get('events', 0):,} history rows written by the PATCH runs (the service's"
+        " and pgbench's, with the same actor); the service's responses counted within the runs reported"
+        f" {sum(r.added + r.removed for r in patch):,} changes (requests still in flight when wrk stops are not"
+        " counted). Per (user, segment): repeated operations"
         f" {history.get('repeated')}, first event not matching the state before {history.get('bad_first')}, last"
         f" event not matching the state after {history.get('bad_last')}, changed without a row"
         f" {history.get('unlogged')} (all 0 = exactly one history row per real change).",

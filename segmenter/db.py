@@ -36,6 +36,16 @@ def lock_clause(mode: str) -> str:
     return f" FOR {mode}" if is_postgres() else ""
 
 
+def postgres_only(sql: str):
+    """For a migration's RunPython: run `sql` on PostgreSQL; SQLite has no equivalent and needs none."""
+
+    def apply(apps, schema_editor) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(sql)
+
+    return apply
+
+
 ROLLOUT_LOCK_KEY = 7_146_917_263  # any constant; names the one lock that orders rollouts and registrations
 
 

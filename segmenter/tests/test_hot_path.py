@@ -1,4 +1,6 @@
-"""The WSGI fast lane answers the hot-path GETs exactly as Django does, and leaves everything else to Django."""
+"""The WSGI fast lane answers the hot-path GETs and PATCH exactly as Django does, and leaves the rest to Django."""
+
+import json
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
@@ -9,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from segmenter import hot_path
 from segmenter.wsgi import application
+from segments.models import HistoryEvent, Membership
 from segments.services import AddItem, memberships_update, segment_create
 from users.services import user_register
 
@@ -117,3 +120,109 @@ def test_debug_settings__fast_lane_off(member, token, settings):
     assert hot_path._answer(environ("/api/v1/users/42/segments/", token)) is None
     settings.SECURE_HSTS_SECONDS = 0
     assert hot_path._answer(environ("/api/v1/users/42/segments/", token)) is not None
+
+
+def patch_environ(user_id: int, body, token: str | None, **extra) -> dict:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"HTTP_HOST": "localhost", **extra}
+    if token:
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    content_type = headers.pop("content_type", "application/json")
+    path = f"/api/v1/users/{user_id}/segments/"
+    return RequestFactory().patch(path, raw, content_type=content_type, **headers).environ
+
+
+@pytest.fixture
+def twins(member):
+    """Users 42 and 43 in the same segments, C_SEG unused."""
+    user_register(user_id=43, actor="t")
+    memberships_update(
+        user_id=43, add=[AddItem(slug="B_SEG"), AddItem(slug="A_SEG")], remove=[], source="api", actor="t"
+    )
+    segment_create(slug="C_SEG", actor="t")
+    return 42, 43
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"add": ["C_SEG"], "remove": ["A_SEG"]},
+        {"add": [{"slug": "C_SEG", "ttl_seconds": 3600}, {"slug": "B_SEG"}]},
+        {"remove": ["A_SEG", "A_SEG", "C_SEG"]},
+        {},
+    ],
+)
+def test_v1_patch__fast_lane__same_response_and_changes_as_django(twins, token, body):
+    status, headers, fast = call(application, patch_environ(42, body, token))
+    django = call(WSGIHandler(), patch_environ(43, body, token))
+    assert (status, headers) == django[:2]
+    assert json.loads(fast) == {**json.loads(django[2]), "user_id": 42}
+    assert fast.replace(b":42,", b":43,", 1) == django[2]
+    events = {
+        user_id: sorted(
+            HistoryEvent.objects.filter(user_id=user_id, actor="tests").values_list("segment_slug", "operation")
+        )
+        for user_id in twins
+    }
+    assert events[42] == events[43]
+    expiries = {
+        user_id: sorted((m.segment.slug, m.expires_at is None) for m in Membership.objects.filter(user_id=user_id))
+        for user_id in twins
+    }
+    assert expiries[42] == expiries[43]
+
+
+def test_v1_patch__fast_lane_answers_it(twins, token):
+    assert hot_path._patch_answer(patch_environ(42, {"add": ["C_SEG"]}, token)) is not None
+    assert Membership.objects.filter(user_id=42, segment__slug="C_SEG").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "use_token", "extra", "status"),
+    [
+        ({"add": ["NOPE"]}, True, {}, "404 Not Found"),
+        ({"add": ["C_SEG"], "remove": ["C_SEG"]}, True, {}, "400 Bad Request"),
+        ({"add": [{"slug": "C_SEG", "ttl_seconds": 0}]}, True, {}, "400 Bad Request"),
+        ({"add": [{"slug": "C_SEG", "ttl_seconds": "60"}]}, True, {}, "200 OK"),
+        ({"add": [{"slug": "C_SEG", "expires_at": "2020-01-01T00:00:00Z"}]}, True, {}, "400 Bad Request"),
+        ({"add": ["C_SEG"], "extra": 1}, True, {}, "400 Bad Request"),
+        ({"add": "C_SEG"}, True, {}, "400 Bad Request"),
+        ({"add": ["bad slug"]}, True, {}, "400 Bad Request"),
+        (b'{"add": ["C_SEG"]', True, {}, "400 Bad Request"),
+        ('{"add": ["C_SEG"]}'.encode("utf-16"), True, {}, "400 Bad Request"),
+        ({"add": ["C_SEG"]}, False, {}, "401 Unauthorized"),
+        ({"add": ["C_SEG"]}, True, {"content_type": "text/plain"}, "415 Unsupported Media Type"),
+        ({"add": ["C_SEG"]}, True, {"HTTP_ACCEPT": "text/html"}, "406 Not Acceptable"),
+        ({"add": ["C_SEG"]}, True, {"HTTP_HOST": "evil.example"}, "400 Bad Request"),
+    ],
+)
+def test_other_patches__go_to_django__same_response(twins, token, body, use_token, extra, status):
+    before = sorted(Membership.objects.values_list("user_id", "segment_id", "expires_at"))
+    assert hot_path._patch_answer(patch_environ(42, body, token if use_token else None, **extra)) is None
+    assert sorted(Membership.objects.values_list("user_id", "segment_id", "expires_at")) == before
+    served = call(application, patch_environ(42, body, token if use_token else None, **extra))
+    assert served[0] == status
+    if status != "200 OK":
+        assert sorted(Membership.objects.values_list("user_id", "segment_id", "expires_at")) == before
+        assert served == call(WSGIHandler(), patch_environ(42, body, token if use_token else None, **extra))
+
+
+def test_patch_of_unknown_user__goes_to_django__404(twins, token):
+    assert hot_path._patch_answer(patch_environ(44, {"add": ["C_SEG"]}, token)) is None
+    assert call(application, patch_environ(44, {"add": ["C_SEG"]}, token))[0] == "404 Not Found"
+
+
+def test_patch_with_read_only_token__goes_to_django__403(twins, read_only_token):
+    assert hot_path._patch_answer(patch_environ(42, {"add": ["C_SEG"]}, read_only_token)) is None
+    assert call(application, patch_environ(42, {"add": ["C_SEG"]}, read_only_token))[0] == "403 Forbidden"
+    assert not Membership.objects.filter(user_id=42, segment__slug="C_SEG").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_warm_patch__one_query_per_request_on_postgres(on_postgres, twins, token):
+    call(application, patch_environ(42, {"add": ["C_SEG"]}, token))
+    with CaptureQueriesContext(connection) as queries:
+        status, _, body = call(application, patch_environ(42, {"add": ["A_SEG"], "remove": ["C_SEG"]}, token))
+    assert status == "200 OK"
+    assert json.loads(body)["removed"] == ["C_SEG"]
+    assert len(queries) == 1

@@ -1,11 +1,13 @@
 """Adding users to segments and removing them: one user at a time, all or nothing."""
 
+import json
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
-from segmenter.db import in_list, lock_clause, now_sql
+from segmenter.db import in_list, is_postgres, lock_clause, now_sql
 from segmenter.errors import SegmentNotFound, UserNotFound, ValidationFailed
 from segments.models import Membership
 from segments.selectors import user_segment_slugs
@@ -42,6 +44,8 @@ def memberships_update(
     (none if none given); removing a non-member does nothing. On any error nothing changes.
     """
     _check_lists(add, remove)
+    if is_postgres():
+        return _update_in_postgres(user_id, add, list(dict.fromkeys(remove)), source, actor)
     with transaction.atomic():
         db_now = _lock_user(user_id)
         if db_now is None:
@@ -68,6 +72,42 @@ def memberships_update(
             change.added, change.updated = _add(user_id, add, segment_ids, expiries, source, actor)
         change.segments = user_segment_slugs(user_id) or []
     return change
+
+
+def _update_in_postgres(user_id, add, remove, source, actor) -> MembershipsChange:
+    """The same steps in one call of `segments_memberships_update` (migration segments/0004): one
+    round trip, its own transaction unless the caller holds one (then inside a savepoint)."""
+    try:
+        with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT * FROM segments_memberships_update(%s, %s::text[], %s::timestamptz[], %s::bigint[],"
+                " %s::text[], %s, %s)",
+                [
+                    user_id,
+                    [item.slug for item in add],
+                    [item.expires_at for item in add],
+                    [item.ttl_seconds for item in add],
+                    remove,
+                    source,
+                    actor,
+                ],
+            )
+            added, updated, removed, segments = cursor.fetchone()
+    except DatabaseError as exc:
+        code = getattr(exc.__cause__, "pgcode", None)
+        if code == "SG404":
+            raise UserNotFound(user_id) from None
+        if code == "SG405":
+            raise SegmentNotFound(_slugs_in(exc)) from None
+        if code == "SG400":
+            raise _expired_on_arrival(_slugs_in(exc)) from None
+        raise
+    return MembershipsChange(user_id, sorted(added), sorted(updated), sorted(removed), sorted(segments))
+
+
+def _slugs_in(exc: DatabaseError) -> list[str]:
+    """The slugs that an SG405 or SG400 error names: its message is a JSON array."""
+    return json.loads(exc.__cause__.diag.message_primary)
 
 
 def memberships_remove_all(
@@ -147,8 +187,12 @@ def _expiries(add: list[AddItem], db_now: datetime) -> dict[str, datetime | None
             past.append(item.slug)
         expiries[item.slug] = expires_at
     if past:
-        raise ValidationFailed({"add": [f"expires_at is in the past for: {', '.join(past)}"]})
+        raise _expired_on_arrival(past)
     return expiries
+
+
+def _expired_on_arrival(slugs: list[str]) -> ValidationFailed:
+    return ValidationFailed({"add": [f"expires_at is in the past for: {', '.join(slugs)}"]})
 
 
 def _add(user_id, add, segment_ids, expiries, source, actor) -> tuple[list[str], list[str]]:
