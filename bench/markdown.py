@@ -147,7 +147,7 @@ def endpoints_section(results: Results) -> list[str]:
     patch = service[-1].runs
     history = results.history
     return [
-        "## Endpoints under the best gunicorn config of this run",
+        "## Endpoints under gunicorn.conf.py's config",
         "",
         "The pgbench rows run each endpoint's SQL with `-M prepared` on the same data, interleaved: the GET's"
         " query, and the PATCH's one call of `segments_memberships_update` with the same add and remove (the"
