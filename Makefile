@@ -39,7 +39,7 @@ seed: install
 	$(BIN)/python manage.py seed_users
 
 serve: install
-	$(BIN)/gunicorn -c gunicorn.conf.py segmenter.wsgi:application
+	$(BIN)/gunicorn -c gunicorn.conf.py
 
 # The expiry sweep, every 10 seconds, until SIGTERM.
 worker: install

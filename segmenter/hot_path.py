@@ -58,6 +58,8 @@ def _answer(environ) -> tuple[list[tuple[str, str]], bytes] | None:
     """(headers, JSON body) for a request the fast lane may answer, else None."""
     if environ.get("REQUEST_METHOD") != "GET" or environ.get("CONTENT_LENGTH") not in (None, "", "0"):
         return None
+    if "HTTP_TRANSFER_ENCODING" in environ:
+        return None  # a chunked body: Django answers 411
     config = _config()
     if environ.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT or config is None or not _host_allowed(environ, config):
         return None
@@ -86,6 +88,7 @@ def _patch_answer(environ) -> tuple[list[tuple[str, str]], bytes] | None:
         or environ.get("QUERY_STRING")
         or environ.get("CONTENT_TYPE") != "application/json"
         or environ.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT
+        or "HTTP_TRANSFER_ENCODING" in environ
         or not _host_allowed(environ, config)
     ):
         return None
@@ -94,17 +97,20 @@ def _patch_answer(environ) -> tuple[list[tuple[str, str]], bytes] | None:
         return None
     if not 0 < int(length) <= MAX_PATCH_BODY:
         return None
+    user_id = int(match.group(1))
+    _recycle_old_connection()
+    try:  # the token first: a caller that may not write never gets its body read here
+        client = _client(environ, config)
+    except Exception:  # noqa: BLE001 - Django answers the same request with its own error handling
+        return None
+    if client is None or client.read_only:
+        return None
     body = environ["wsgi.input"].read(int(length))
     environ["wsgi.input"] = io.BytesIO(body)  # for Django, if it answers instead
     lists = _patch_lists(body)
     if lists is None:
         return None
-    user_id = int(match.group(1))
-    _recycle_old_connection()
     try:
-        client = _client(environ, config)
-        if client is None or client.read_only:
-            return None
         change = memberships_update(user_id=user_id, add=lists[0], remove=lists[1], source="api", actor=client.name)
     except Exception:  # noqa: BLE001 - nothing changed; Django answers the same request with its own errors
         return None

@@ -3,26 +3,39 @@ from django.conf import settings
 from segmenter.errors import problem_json_response
 
 
+def api_body_refusal(path: str, content_length: str | None, transfer_encoding: str | None):
+    """The 413 or 411 problem response for an API request whose body is refused unread, else None.
+
+    API bodies over 1 MiB are refused, and chunked ones, which carry no Content-Length. The
+    ASGI entry (segmenter/asgi.py) asks the same question to leave such bodies unread too.
+    """
+    if not path.startswith("/api/"):
+        return None
+    try:
+        length = int(content_length or 0)
+    except ValueError:
+        length = 0
+    if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        return problem_json_response(
+            413, "payload_too_large", "Payload too large", "Request body is larger than 1 MiB."
+        )
+    if "chunked" in (transfer_encoding or "").lower():
+        # Django reads no body without a Content-Length: refuse it rather than act on an empty one.
+        return problem_json_response(
+            411, "length_required", "Length required", "Send the body with a Content-Length header."
+        )
+    return None
+
+
 class ApiBodyLimitMiddleware:
     """Refuse API request bodies over 1 MiB before anything reads them (413 problem+json), and chunked
-    bodies, which carry no Content-Length (411)."""
+    bodies (411)."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith("/api/"):
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = 0
-            if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-                return problem_json_response(
-                    413, "payload_too_large", "Payload too large", "Request body is larger than 1 MiB."
-                )
-            if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-                # Django reads no body without a Content-Length: refuse it rather than act on an empty one.
-                return problem_json_response(
-                    411, "length_required", "Length required", "Send the body with a Content-Length header."
-                )
-        return self.get_response(request)
+        refusal = api_body_refusal(
+            request.path, request.META.get("CONTENT_LENGTH"), request.META.get("HTTP_TRANSFER_ENCODING")
+        )
+        return refusal or self.get_response(request)

@@ -51,7 +51,8 @@ def server_env(url: str, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def gunicorn(url: str, workers: int = 4, threads: int = 4, **extra_env: str) -> Iterator["Server"]:
-    """Run gunicorn until the block ends; yields once /api/health/ answers 200."""
+    """Run gunicorn as gunicorn.conf.py sets it up (the production server) until the block ends; yields once
+    /api/health/ answers 200."""
     port = free_port()
     env = server_env(
         url,
@@ -63,7 +64,7 @@ def gunicorn(url: str, workers: int = 4, threads: int = 4, **extra_env: str) -> 
     )
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
-        [str(GUNICORN), "-c", "gunicorn.conf.py", "segmenter.wsgi:application"],
+        [str(GUNICORN), "-c", "gunicorn.conf.py"],
         cwd=settings.BASE_DIR,
         env=env,
         stdout=log,

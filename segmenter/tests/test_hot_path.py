@@ -226,3 +226,23 @@ def test_warm_patch__one_query_per_request_on_postgres(on_postgres, twins, token
     assert status == "200 OK"
     assert json.loads(body)["removed"] == ["C_SEG"]
     assert len(queries) == 1
+
+
+@pytest.mark.parametrize("which", ["read_only", "unknown", "none"])
+def test_patch_without_a_writing_token__fast_lane_leaves_the_body_unread(twins, read_only_token, which):
+    token = {"read_only": read_only_token, "unknown": "sgm_unknown", "none": None}[which]
+    env = patch_environ(42, {"add": ["C_SEG"]}, token)
+    assert hot_path._patch_answer(env) is None
+    assert not env["wsgi.input"].read_started
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH"])
+def test_chunked_request__goes_to_django__411(twins, token, method):
+    if method == "GET":
+        env = environ("/api/v1/users/42/segments/", token, HTTP_TRANSFER_ENCODING="chunked")
+        assert hot_path._answer(env) is None
+    else:
+        env = patch_environ(42, {"add": ["C_SEG"]}, token, HTTP_TRANSFER_ENCODING="chunked")
+        assert hot_path._patch_answer(env) is None
+    assert call(application, env)[0] == "411 Length Required"
+    assert not Membership.objects.filter(user_id=42, segment__slug="C_SEG").exists()
