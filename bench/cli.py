@@ -9,17 +9,20 @@ from pathlib import Path
 
 from bench import bulk, checks, dataset, markdown
 from bench.load import LoadSettings, Target, interleave
-from bench.servers import ROOT, ServerConfig, granian_ensure, snapshot
+from bench.servers import ROOT, UVICORN, ServerConfig, granian_ensure, snapshot
 from bench.stats import median
 from bench.tools import require_tools
 
 # What gunicorn.conf.py runs on 2 CPUs: the endpoints and the latency table are measured under it.
-DEFAULT = ServerConfig("gunicorn gthread 3×4", "gunicorn", workers=3, threads=4)
+DEFAULT = ServerConfig("gunicorn uvicorn 3×4", "gunicorn", workers=3, threads=4, worker_class=UVICORN)
+# What it ran before (slow clients held its threads): the endpoints table measures GET and PATCH under it too.
+GTHREAD = ServerConfig("gunicorn gthread 3×4", "gunicorn", workers=3, threads=4)
 GUNICORN_CONFIGS = [
     ServerConfig("gunicorn sync ×4", "gunicorn", workers=4, worker_class="sync"),
     ServerConfig("gunicorn gthread 5×2", "gunicorn", workers=5, threads=2),
-    DEFAULT,
+    GTHREAD,
     ServerConfig("gunicorn gthread 2×8", "gunicorn", workers=2, threads=8),
+    DEFAULT,
 ]
 GRANIAN = ServerConfig("granian 2×4", "granian", workers=2, threads=4)
 
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> None:
         configs = GUNICORN_CONFIGS + ([GRANIAN] if granian_ensure() else [])
         targets = [Target("pgbench -M prepared", None, dsn=dsn, connections=args.connections)]
         for config in configs:
-            for app in ("service", "bare"):
+            for app in ("service",) if config.worker_class == UVICORN else ("service", "bare"):
                 targets.append(Target(f"{config.name} {app}", config, app=app, dsn=dsn, connections=args.connections))
         interleave(targets, lambda t: users_of[t.dsn], settings, log)
         results.servers = targets
@@ -95,6 +98,8 @@ def run(args: argparse.Namespace) -> None:
         targets = [
             Target(f"GET /api/v1/users/{{id}}/segments/ ({DEFAULT.name})", DEFAULT, script="get.lua", dsn=dsn),
             Target(f"GET /api/get_user_segments ({DEFAULT.name})", DEFAULT, script="seed.lua", dsn=dsn),
+            Target(f"GET /api/v1/users/{{id}}/segments/ ({GTHREAD.name})", GTHREAD, script="get.lua", dsn=dsn),
+            Target(f"PATCH /api/v1/users/{{id}}/segments/ ({GTHREAD.name})", GTHREAD, script="patch.lua", dsn=dsn),
             Target(f"PATCH /api/v1/users/{{id}}/segments/ ({DEFAULT.name})", DEFAULT, script="patch.lua", dsn=dsn),
             Target(markdown.GET_SQL, None, dsn=dsn),
             Target(markdown.PATCH_SQL, None, script="patch.lua", dsn=dsn),

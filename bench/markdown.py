@@ -69,7 +69,7 @@ def machine(dsn_hint: str) -> str:
         postgres = cursor.fetchone()[0]
     connection.close()
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split("[")[0].strip()
-    packages = ("Django", "djangorestframework", "gunicorn", "granian", "psycopg2-binary")
+    packages = ("Django", "djangorestframework", "gunicorn", "uvicorn", "a2wsgi", "granian", "psycopg2-binary")
     versions = ", ".join(f"{name} {_version(name)}" for name in packages)
     return (
         f"{os.cpu_count()} CPUs ({cpu}), {int(memory) // 1024 // 1024} GiB RAM, PostgreSQL {postgres} on the same"
@@ -98,10 +98,10 @@ def servers_section(results: Results) -> list[str]:
             continue
         bare = results.find(f"{target.config.name} bare")
         go = [GO_VS_BARE_SYNC * value for value in rps(bare_sync)] if bare_sync else []
-        for t in (target, bare):
+        for t in (target, bare) if bare else (target,):
             rows.append([
                 target.config.name, t.app, *summary(t),
-                ratio(rps(target), rps(bare)) if t is target else "–",
+                ratio(rps(target), rps(bare)) if t is target and bare else "–",
                 ratio(rps(t), rps(pgbench)) if pgbench else "–",
                 ratio(rps(t), go) if go else "–",
             ])  # fmt: skip
@@ -144,7 +144,7 @@ def endpoints_section(results: Results) -> list[str]:
             ratio(rps(t), rps(base)) if base else "–",
             ratio(rps(t), rps(same_sql)) if same_sql and t.config is not None else "–",
         ])  # fmt: skip
-    patch = service[-1].runs
+    patch = [run for t in service if t.script == "patch.lua" for run in t.runs]
     history = results.history
     return [
         "## Endpoints under gunicorn.conf.py's config",

@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 _code = [ROOT]
 BIN = Path(sys.executable).parent
 APPS = {"service": "segmenter.wsgi:application", "bare": "bench.bare_app:application"}
+UVICORN = "uvicorn_worker.UvicornWorker"
+ASGI_SERVICE = "segmenter.asgi:application"  # the service under uvicorn's worker (the bare app is WSGI only)
 GRANIAN_VERSION = "2.8.9"
 
 
@@ -39,7 +41,7 @@ class ServerConfig:
     name: str
     server: str  # gunicorn | granian
     workers: int
-    worker_class: str = "gthread"  # gunicorn only
+    worker_class: str = "gthread"  # gunicorn only; uvicorn's serves segmenter/asgi.py
     threads: int = 1
     keepalive: int = 5
 
@@ -52,7 +54,8 @@ class ServerConfig:
                 "GUNICORN_THREADS": str(self.threads),
                 "GUNICORN_KEEPALIVE": str(self.keepalive),
             }
-            return [str(BIN / "gunicorn"), "-c", str(code_dir() / "gunicorn.conf.py"), APPS[app]], env
+            app_path = ASGI_SERVICE if app == "service" and self.worker_class == UVICORN else APPS[app]
+            return [str(BIN / "gunicorn"), "-c", str(code_dir() / "gunicorn.conf.py"), app_path], env
         command = [
             str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(self.workers), "--blocking-threads", str(self.threads), "--no-ws",
