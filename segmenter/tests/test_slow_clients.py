@@ -134,3 +134,17 @@ def test_oversized_api_body__413_without_waiting_for_it(member):
         )
         head, _ = read_head(sock)  # no byte of the body was sent
     assert head.startswith(b"HTTP/1.1 413"), head
+
+
+def test_csv_stream__sent_in_chunks_as_it_is_made(member):
+    with gunicorn(database_url()) as server:
+        response = requests.get(
+            f"{server.base_url}/api/v1/reports/history.csv",
+            params={"from": "2000-01", "to": "9999-12"},
+            headers={"Authorization": f"Bearer {member}"},
+            timeout=10,
+        )
+    assert response.status_code == 200
+    assert response.headers.get("Transfer-Encoding") == "chunked"  # not buffered whole behind a Content-Length
+    assert "Content-Length" not in response.headers
+    assert ";S1;add;" in response.text
