@@ -17,10 +17,6 @@ from bench.tools import require_tools
 DEFAULT = ServerConfig("gunicorn uvicorn 3×4", "gunicorn", workers=3, threads=4, worker_class=UVICORN)
 # What it ran before (slow clients held its threads): the endpoints table measures GET and PATCH under it too.
 GTHREAD = ServerConfig("gunicorn gthread 3×4", "gunicorn", workers=3, threads=4)
-ASYNC_LANE = ServerConfig(
-    "gunicorn uvicorn 3×4, async GET lane", "gunicorn", workers=3, threads=4, worker_class=UVICORN,
-    env=(("SEGMENTER_ASYNC_LANE", "on"),),
-)  # fmt: skip
 GUNICORN_CONFIGS = [
     ServerConfig("gunicorn sync ×4", "gunicorn", workers=4, worker_class="sync"),
     ServerConfig("gunicorn gthread 5×2", "gunicorn", workers=5, threads=2),
@@ -103,7 +99,6 @@ def run(args: argparse.Namespace) -> None:
             Target(f"GET /api/v1/users/{{id}}/segments/ ({DEFAULT.name})", DEFAULT, script="get.lua", dsn=dsn),
             Target(f"GET /api/get_user_segments ({DEFAULT.name})", DEFAULT, script="seed.lua", dsn=dsn),
             Target(f"GET /api/v1/users/{{id}}/segments/ ({GTHREAD.name})", GTHREAD, script="get.lua", dsn=dsn),
-            Target(f"GET /api/v1/users/{{id}}/segments/ ({ASYNC_LANE.name})", ASYNC_LANE, script="get.lua", dsn=dsn),
             Target(f"PATCH /api/v1/users/{{id}}/segments/ ({GTHREAD.name})", GTHREAD, script="patch.lua", dsn=dsn),
             Target(f"PATCH /api/v1/users/{{id}}/segments/ ({DEFAULT.name})", DEFAULT, script="patch.lua", dsn=dsn),
             Target(markdown.GET_SQL, None, dsn=dsn),

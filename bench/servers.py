@@ -44,7 +44,6 @@ class ServerConfig:
     worker_class: str = "gthread"  # gunicorn only; uvicorn's serves segmenter/asgi.py
     threads: int = 1
     keepalive: int = 5
-    env: tuple[tuple[str, str], ...] = ()
 
     def command(self, app: str, port: int) -> tuple[list[str], dict[str, str]]:
         if self.server == "gunicorn":
@@ -54,7 +53,6 @@ class ServerConfig:
                 "GUNICORN_WORKER_CLASS": self.worker_class,
                 "GUNICORN_THREADS": str(self.threads),
                 "GUNICORN_KEEPALIVE": str(self.keepalive),
-                **dict(self.env),
             }
             app_path = ASGI_SERVICE if app == "service" and self.worker_class == UVICORN else APPS[app]
             return [str(BIN / "gunicorn"), "-c", str(code_dir() / "gunicorn.conf.py"), app_path], env

@@ -52,16 +52,6 @@ class _TokenCache:
             self._entries.clear()
             self._last_used_written.clear()
 
-    def cached(self, digest: str) -> Client | None:
-        """The client when the cache holds it fresh and no last-used write is due, else None (no query)."""
-        now = time.monotonic()
-        entry = self._entries.get(digest)
-        if entry is None or entry[1] < now or entry[0] is None:
-            return None
-        if self._last_used_written.get(entry[0].token_id, 0) < now - LAST_USED_EVERY_SECONDS:
-            return None
-        return entry[0]
-
     def lookup(self, digest: str) -> Client | None:
         now = time.monotonic()
         entry = self._entries.get(digest)

@@ -56,19 +56,6 @@ def hot_path(app):
 
 def _answer(environ) -> tuple[list[tuple[str, str]], bytes] | None:
     """(headers, JSON body) for a request the fast lane may answer, else None."""
-    request = get_request(environ)
-    if request is None:
-        return None
-    _recycle_old_connection()
-    try:
-        slugs = user_segment_slugs(request[0]) if _client(environ, _config()) is not None else None
-    except Exception:  # noqa: BLE001 - Django answers the same request with its own error handling
-        return None
-    return get_answer(request, slugs)
-
-
-def get_request(environ) -> tuple[int, bool] | None:
-    """(user id, whether it is the seed GET) of a segments GET the fast lane may answer, token aside; else None."""
     if environ.get("REQUEST_METHOD") != "GET" or environ.get("CONTENT_LENGTH") not in (None, "", "0"):
         return None
     if "HTTP_TRANSFER_ENCODING" in environ:
@@ -80,26 +67,17 @@ def get_request(environ) -> tuple[int, bool] | None:
     match = V1_PATH.fullmatch(path) if not query else SEED_QUERY.fullmatch(query) if path == SEED_PATH else None
     if match is None or not 1 <= int(match.group(1)) <= MAX_USER_ID:
         return None
-    return int(match.group(1)), path == SEED_PATH
-
-
-def get_answer(request: tuple[int, bool], slugs: list[str] | None) -> tuple[list[tuple[str, str]], bytes] | None:
-    """(headers, JSON body) of a segments GET, given its user's slugs; None for an unknown user."""
+    user_id = int(match.group(1))
+    _recycle_old_connection()
+    try:
+        slugs = user_segment_slugs(user_id) if _client(environ, config) is not None else None
+    except Exception:  # noqa: BLE001 - Django answers the same request with its own error handling
+        return None
     if slugs is None:
         return None
-    (user_id, seed), config = request, _config()
-    if seed:
+    if path == SEED_PATH:
         return config.seed_headers, _json({"segments": slugs, "user_id": user_id})
     return config.v1_headers, _json({"user_id": user_id, "segments": slugs})
-
-
-def cached_client(environ) -> Client | None:
-    """The caller when the token cache answers without the database; None otherwise (or for no token)."""
-    config = _config()
-    if not config.auth:
-        return ANONYMOUS
-    digest = _token_digest(environ)
-    return token_cache.cached(digest) if digest else None
 
 
 def _patch_answer(environ) -> tuple[list[tuple[str, str]], bytes] | None:
@@ -234,16 +212,11 @@ def _client(environ, config: _Config) -> Client | None:
     """Who calls, when the cache knows the token (or auth is off); None leaves the request to Django."""
     if not config.auth:
         return ANONYMOUS
-    digest = _token_digest(environ)
-    return token_cache.lookup(digest) if digest else None
-
-
-def _token_digest(environ) -> str | None:
     scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 200:
         return None
-    return token_hash(token)
+    return token_cache.lookup(token_hash(token))
 
 
 def _json(data: dict) -> bytes:

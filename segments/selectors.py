@@ -13,22 +13,15 @@ ACTIVE = Q(memberships__expires_at__isnull=True) | Q(memberships__expires_at__gt
 def user_segment_slugs(user_id: int) -> list[str] | None:
     """The hot path: a user's active segment slugs, sorted, in one query; None if the user is unknown."""
     with connection.cursor() as cursor:
-        cursor.execute(user_segment_slugs_sql(), [user_id])
-        return user_segment_slugs_of(cursor.fetchall())
-
-
-def user_segment_slugs_sql() -> str:
-    """The hot path's query, with one %s for the user id: (user id, slug or NULL) rows."""
-    return (
-        "SELECT u.id, s.slug FROM users_user u"
-        " LEFT JOIN segments_membership m ON m.user_id = u.id"
-        f" AND (m.expires_at IS NULL OR m.expires_at > {now_sql()})"
-        " LEFT JOIN segments_segment s ON s.id = m.segment_id"
-        " WHERE u.id = %s"
-    )
-
-
-def user_segment_slugs_of(rows) -> list[str] | None:
+        cursor.execute(
+            "SELECT u.id, s.slug FROM users_user u"
+            " LEFT JOIN segments_membership m ON m.user_id = u.id"
+            f" AND (m.expires_at IS NULL OR m.expires_at > {now_sql()})"
+            " LEFT JOIN segments_segment s ON s.id = m.segment_id"
+            " WHERE u.id = %s",
+            [user_id],
+        )
+        rows = cursor.fetchall()
     if not rows:
         return None
     return sorted(slug for _, slug in rows if slug is not None)
