@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict, bytes]:
+def http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, Message, bytes]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
     if data is not None:
@@ -33,9 +34,9 @@ def http(method: str, url: str, body: dict | None = None, token: str | None = No
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()  # names match case-insensitively
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, error.headers, error.read()
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def server(on_postgres, transactional_db, settings):
     }
     gunicorn = Path(sys.executable).parent / "gunicorn"
     process = subprocess.Popen(
-        [str(gunicorn), "-c", "gunicorn.conf.py", "segmenter.wsgi:application"],
+        [str(gunicorn), "-c", "gunicorn.conf.py"],  # the production server, as gunicorn.conf.py sets it up
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
