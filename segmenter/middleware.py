@@ -26,3 +26,24 @@ class ApiBodyLimitMiddleware:
                     411, "length_required", "Length required", "Send the body with a Content-Length header."
                 )
         return self.get_response(request)
+
+
+class HeadWithoutBodyMiddleware:
+    """Answer HEAD as GET without the body, whatever server runs the app.
+
+    The views answer HEAD with their GET handler; this drops what they wrote, so a keep-alive
+    client never reads a HEAD's body as the start of the next response. The headers stay those of
+    the GET (Content-Length included, as HTTP allows).
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.method == "HEAD":
+            if response.streaming:
+                response.streaming_content = []
+            else:
+                response.content = b""
+        return response

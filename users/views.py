@@ -89,26 +89,27 @@ class UserViewSet(viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        methods=["GET"],
         summary="The user's active segments (the hot path)",
         parameters=[USER_ID_PARAM],
         responses={200: UserSegmentsSerializer, **problems(400, 401, 404)},
     )
+    @action(detail=True, methods=["get"])
+    def segments(self, request, user_id=None):
+        user_id = user_id_from(self.kwargs)
+        slugs = selectors.user_segment_slugs(user_id)
+        if slugs is None:
+            raise UserNotFound(user_id)
+        return Response({"user_id": user_id, "segments": slugs})
+
     @extend_schema(
-        methods=["PATCH"],
         summary="Add and remove the user's segments, all or nothing",
         parameters=[USER_ID_PARAM],
         request=MembershipsPatchSerializer,
         responses={200: MembershipsChangeSerializer, **problems(400, 401, 403, 404, 413, 415)},
     )
-    @action(detail=True, methods=["get", "patch"])
-    def segments(self, request, user_id=None):
+    @segments.mapping.patch
+    def segments_change(self, request, user_id=None):
         user_id = user_id_from(self.kwargs)
-        if request.method == "GET":
-            slugs = selectors.user_segment_slugs(user_id)
-            if slugs is None:
-                raise UserNotFound(user_id)
-            return Response({"user_id": user_id, "segments": slugs})
         data = validated(MembershipsPatchSerializer, request.data)
         change = memberships_update(
             user_id=user_id, add=data["add"], remove=data["remove"], source="api", actor=actor_of(request)
