@@ -6,15 +6,24 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.generics import GenericAPIView
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reports import services
 from reports.export import HistoryQuery
-from reports.serializers import HistoryCsvQuerySerializer, ReportRequestSerializer, ReportSerializer
+from reports.serializers import (
+    HistoryCsvQuerySerializer,
+    HistoryEventSerializer,
+    PeriodQuerySerializer,
+    ReportRequestSerializer,
+    ReportSerializer,
+)
 from segmenter.errors import problem_json_response
+from segmenter.pagination import TimePagination
 from segmenter.serializers import problems, validated
+from users.views import USER_ID_PARAM, user_id_from
 
 CSV_TYPE = "text/csv; charset=utf-8"
 
@@ -35,6 +44,23 @@ def query_of(data: dict) -> HistoryQuery:
 
 def report_url(request, report: services.ReportFile) -> str:
     return request.build_absolute_uri(reverse("report-file", kwargs={"name": report.name}))
+
+
+# `/api/v1/users/{id}/history/` is served here, beside the other history reads: users/ knows nothing of reports.
+class UserHistoryView(GenericAPIView):
+    pagination_class = TimePagination
+
+    @extend_schema(
+        operation_id="v1_users_history_retrieve",
+        summary="The user's history events of a period, oldest first",
+        parameters=[USER_ID_PARAM, PeriodQuerySerializer],
+        responses={200: HistoryEventSerializer(many=True), **problems(400, 401, 404)},
+    )
+    def get(self, request, user_id):
+        user_id = user_id_from(self.kwargs)
+        period = validated(PeriodQuerySerializer, request.query_params.dict())["period"]
+        page = self.paginate_queryset(services.user_history(user_id=user_id, period=period))
+        return self.get_paginated_response(HistoryEventSerializer(page, many=True).data)
 
 
 class ReportsView(APIView):

@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/reports/", reports_views.ReportsView.as_view(), name="reports"),
     path("api/v1/reports/history.csv", reports_views.HistoryCsvView.as_view(), name="history-csv"),
+    path("api/v1/users/<str:user_id>/history/", reports_views.UserHistoryView.as_view(), name="user-history"),
     path("api/v1/", include(router.urls)),
     path("api/create_segment", seed_api.CreateSegmentView.as_view()),
     path("api/delete_segment", seed_api.DeleteSegmentView.as_view()),

@@ -4,12 +4,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from reports.serializers import HistoryEventSerializer, PeriodQuerySerializer
-from reports.services import user_history
 from segmenter.auth import actor_of
 from segmenter.errors import UserNotFound
 from segmenter.fields import parse_user_id
-from segmenter.pagination import TimePagination
 from segmenter.serializers import problems, validated
 from segments import selectors
 from segments.serializers import MembershipsChangeSerializer, MembershipsPatchSerializer
@@ -115,15 +112,3 @@ class UserViewSet(viewsets.GenericViewSet):
             user_id=user_id, add=data["add"], remove=data["remove"], source="api", actor=actor_of(request)
         )
         return Response(MembershipsChangeSerializer(change).data)
-
-    @extend_schema(
-        summary="The user's history events of a period, oldest first",
-        parameters=[USER_ID_PARAM, PeriodQuerySerializer],
-        responses={200: HistoryEventSerializer(many=True), **problems(400, 401, 404)},
-    )
-    @action(detail=True, methods=["get"], pagination_class=TimePagination)
-    def history(self, request, user_id=None):
-        user_id = user_id_from(self.kwargs)
-        period = validated(PeriodQuerySerializer, request.query_params.dict())["period"]
-        page = self.paginate_queryset(user_history(user_id=user_id, period=period))
-        return self.get_paginated_response(HistoryEventSerializer(page, many=True).data)
