@@ -20,6 +20,8 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 SEGMENTER_AUTH = env.str("SEGMENTER_AUTH", default="on").lower() != "off"
+# `off` sends the hot path's requests through Django too (segmenter/hot_path.py).
+SEGMENTER_FAST_LANE = env.str("SEGMENTER_FAST_LANE", default="on").lower() != "off"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
