@@ -21,6 +21,7 @@ GUNICORN_CONFIGS = [
     DEFAULT,
     ServerConfig("gunicorn gthread 2×8", "gunicorn", workers=2, threads=8),
 ]
+PRODUCTION = "production HTTPS settings"
 GRANIAN = ServerConfig("granian 2×4", "granian", workers=2, threads=4)
 
 
@@ -96,6 +97,19 @@ def run(args: argparse.Namespace) -> None:
             Target(f"GET /api/v1/users/{{id}}/segments/ ({DEFAULT.name})", DEFAULT, script="get.lua", dsn=dsn),
             Target(f"GET /api/get_user_segments ({DEFAULT.name})", DEFAULT, script="seed.lua", dsn=dsn),
             Target(f"PATCH /api/v1/users/{{id}}/segments/ ({DEFAULT.name})", DEFAULT, script="patch.lua", dsn=dsn),
+            Target(
+                f"GET /api/v1/users/{{id}}/segments/ ({DEFAULT.name}, {PRODUCTION})",
+                DEFAULT,
+                dsn=dsn,
+                settings="production",
+            ),
+            Target(
+                f"PATCH /api/v1/users/{{id}}/segments/ ({DEFAULT.name}, {PRODUCTION})",
+                DEFAULT,
+                script="patch.lua",
+                dsn=dsn,
+                settings="production",
+            ),
             Target(markdown.GET_SQL, None, dsn=dsn),
             Target(markdown.PATCH_SQL, None, script="patch.lua", dsn=dsn),
         ]

@@ -16,6 +16,23 @@ _code = [ROOT]
 BIN = Path(sys.executable).parent
 APPS = {"service": "segmenter.wsgi:application", "bare": "bench.bare_app:application"}
 GRANIAN_VERSION = "2.8.9"
+FORWARDED_HTTPS = {"X-Forwarded-Proto": "https"}
+# The settings under test: the defaults, and the HTTPS settings of a deployment behind a TLS-terminating
+# proxy (the Makefile's PRODUCTION_ENV). Every request carries `X-Forwarded-Proto: https` (common.lua).
+SETTINGS_ENV = {
+    "default": {
+        "DJANGO_HSTS_SECONDS": "0",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_SECURE_COOKIES": "false",
+        "DJANGO_TRUSTED_PROXY": "true",
+    },
+    "production": {
+        "DJANGO_HSTS_SECONDS": "31536000",
+        "DJANGO_SECURE_SSL_REDIRECT": "true",
+        "DJANGO_SECURE_COOKIES": "true",
+        "DJANGO_TRUSTED_PROXY": "true",
+    },
+}
 
 
 def code_dir() -> Path:
@@ -91,7 +108,8 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.config.name} ({self.app}) exited at start; see {self.log.name}")
             try:
-                urllib.request.urlopen(self.url + "/api/v1/users/1/segments/", timeout=2)
+                probe = urllib.request.Request(self.url + "/api/v1/users/1/segments/", headers=FORWARDED_HTTPS)
+                urllib.request.urlopen(probe, timeout=2)
                 return self
             except urllib.error.HTTPError:
                 return self  # any HTTP answer (401 without a token) means it is serving

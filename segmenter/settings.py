@@ -20,6 +20,8 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 SEGMENTER_AUTH = env.str("SEGMENTER_AUTH", default="on").lower() != "off"
+# `off` sends the hot path's requests through Django too (segmenter/hot_path.py).
+SEGMENTER_FAST_LANE = env.str("SEGMENTER_FAST_LANE", default="on").lower() != "off"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -111,7 +113,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["segmenter.auth.TokenPermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["segmenter.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "segmenter.schema.AutoSchema",
     "EXCEPTION_HANDLER": "segmenter.errors.exception_handler",
     "DEFAULT_METADATA_CLASS": None,  # OPTIONS is a 405: its metadata crashed on viewsets and described internals
     "UNAUTHENTICATED_USER": None,
@@ -119,6 +121,18 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": False,
 }
 
+# Swagger UI's groups, in this order: the v1 API by resource, then the health check and the older API.
+SCHEMA_TAGS = [
+    {"name": "segments", "description": "Segments: create, change and delete them, list members, roll out by percent."},
+    {"name": "users", "description": "Users and their segments: register, read (the hot path), add and remove."},
+    {"name": "history and reports", "description": "When a user entered or left a segment: events and CSV reports."},
+    {"name": "health", "description": "Is the service up and its database reachable (no token needed)."},
+    {
+        "name": "older API",
+        "description": "The API of the older service this one replaces, kept unchanged for its clients. "
+        "New clients use /api/v1/.",
+    },
+]
 SPECTACULAR_SETTINGS = {
     "TITLE": "Segmenter API",
     "DESCRIPTION": "Dynamic user segmentation: segments, memberships, rollouts and history.",
@@ -129,6 +143,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    "TAGS": SCHEMA_TAGS,
 }
 
 # Security: headers always; HTTPS-only cookies and HSTS unless running in DEBUG.
