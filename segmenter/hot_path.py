@@ -54,6 +54,7 @@ CONTENT_LENGTH = re.compile(r"[0-9]{1,6}")
 
 # The middleware the lane knows, and why a request it answers needs nothing more from each.
 KNOWN_MIDDLEWARE = {
+    "segmenter.middleware.HeadWithoutBodyMiddleware": "the lane answers GET and PATCH only; HEAD goes to Django",
     "django.middleware.security.SecurityMiddleware": "its headers are run at start; plain HTTP under "
     "SECURE_SSL_REDIRECT goes to Django",
     "segmenter.middleware.ApiBodyLimitMiddleware": "the lane takes bodies of at most 64 KiB with a Content-Length",
