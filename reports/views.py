@@ -15,6 +15,7 @@ from reports.export import HistoryQuery
 from reports.serializers import HistoryCsvQuerySerializer, ReportRequestSerializer, ReportSerializer
 from segmenter.errors import problem_json_response
 from segmenter.serializers import problems, validated
+from segmenter.throttles import ReportThrottle
 
 CSV_TYPE = "text/csv; charset=utf-8"
 
@@ -39,11 +40,12 @@ def report_url(request, report: services.ReportFile) -> str:
 
 class ReportsView(APIView):
     read_only_safe_methods = ("POST",)  # a report only reads history
+    throttle_classes = [ReportThrottle]
 
     @extend_schema(
         summary="Write a history report file and return its URL",
         request=ReportRequestSerializer,
-        responses={201: ReportSerializer, **problems(400, 401, 413, 415)},
+        responses={201: ReportSerializer, **problems(400, 401, 413, 415, 429)},
     )
     def post(self, request):
         data = validated(ReportRequestSerializer, request.data)
@@ -53,13 +55,14 @@ class ReportsView(APIView):
 
 class HistoryCsvView(APIView):
     content_negotiation_class = FirstRenderer
+    throttle_classes = [ReportThrottle]
 
     @extend_schema(
         summary="History events of a period as CSV, streamed",
         parameters=[HistoryCsvQuerySerializer],
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="user_id;segment;operation;at lines"),
-            **problems(400, 401),
+            **problems(400, 401, 413, 429),
         },
     )
     def get(self, request):

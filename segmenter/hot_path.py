@@ -83,6 +83,7 @@ def _patch_answer(environ) -> tuple[list[tuple[str, str]], bytes] | None:
     config = _config()
     if (
         config is None
+        or config.writes_throttled  # Django counts writes when SEGMENTER_WRITE_RATE is set
         or environ.get("QUERY_STRING")
         or environ.get("CONTENT_TYPE") != "application/json"
         or environ.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT
@@ -164,6 +165,7 @@ class _Config:
     auth: bool
     v1_headers: list[tuple[str, str]]
     seed_headers: list[tuple[str, str]]
+    writes_throttled: bool
 
 
 _configs: list[_Config | None] = []
@@ -192,6 +194,7 @@ def _config() -> _Config | None:
             auth=settings.SEGMENTER_AUTH,
             v1_headers=_headers("GET, PATCH, HEAD, OPTIONS"),
             seed_headers=_headers("GET, HEAD, OPTIONS"),
+            writes_throttled=settings.SEGMENTER_WRITE_RATE is not None,
         )
         _configs.append(config if plain else None)
     return _configs[0]

@@ -1,5 +1,6 @@
 """Settings, read from the environment (see the configuration table in README.md)."""
 
+import re
 from pathlib import Path
 
 import environ
@@ -116,6 +117,35 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
     "COERCE_DECIMAL_TO_STRING": False,
+    "DEFAULT_THROTTLE_CLASSES": ["segmenter.throttles.WriteThrottle"],
+}
+
+
+def _rate(name: str, default: str | None) -> str | None:
+    """A DRF rate such as `30/min` (per second, minute, hour or day); empty means no limit."""
+    value = env.str(name, default=default or "").strip()
+    if value and not re.fullmatch(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name} must look like 30/min (per s, min, hour or day), not {value!r}")
+    return value or None
+
+
+# Per API token: report requests (each reads a period and may write a file), and optionally writes.
+SEGMENTER_REPORT_RATE = _rate("SEGMENTER_REPORT_RATE", "30/min")
+SEGMENTER_WRITE_RATE = _rate("SEGMENTER_WRITE_RATE", None)
+# A report of more rows is refused (413) before anything is written; report files live this long.
+SEGMENTER_REPORT_MAX_ROWS = env.int("SEGMENTER_REPORT_MAX_ROWS", default=10_000_000)
+SEGMENTER_REPORT_TTL_HOURS = env.float("SEGMENTER_REPORT_TTL_HOURS", default=24.0)
+if SEGMENTER_REPORT_MAX_ROWS < 1 or SEGMENTER_REPORT_TTL_HOURS <= 0:
+    raise ImproperlyConfigured("SEGMENTER_REPORT_MAX_ROWS and SEGMENTER_REPORT_TTL_HOURS must be positive")
+
+# Throttle counts must be shared by every server process: a table in the database
+# (created by migration segmenter/0002).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "segmenter_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
 }
 
 SPECTACULAR_SETTINGS = {
