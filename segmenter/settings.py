@@ -1,6 +1,7 @@
 """Settings, read from the environment (see the configuration table in README.md)."""
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -30,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -49,7 +51,19 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Admin login: after DJANGO_ADMIN_LOCKOUT_FAILURES wrong passwords for one username from one
+# address, that pair is refused (429) for DJANGO_ADMIN_LOCKOUT_MINUTES, even with the right
+# password (django-axes; attempts are stored in the database, so every process sees them).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("DJANGO_ADMIN_LOCKOUT_FAILURES", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("DJANGO_ADMIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the cool-off runs from the lockout, whatever follows
+AXES_CLIENT_IP_CALLABLE = "segmenter.client_ip.client_ip"
 
 ROOT_URLCONF = "segmenter.urls"
 WSGI_APPLICATION = "segmenter.wsgi.application"

@@ -6,6 +6,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
 
 from segmenter.auth import Client
+from segmenter.client_ip import client_ip
 
 
 class TokenRateThrottle(SimpleRateThrottle):
@@ -19,7 +20,7 @@ class TokenRateThrottle(SimpleRateThrottle):
     def get_cache_key(self, request, view) -> str:
         client = request.user
         token_id = client.token_id if isinstance(client, Client) else None
-        ident = f"token-{token_id}" if token_id is not None else self.get_ident(request)
+        ident = f"token-{token_id}" if token_id is not None else client_ip(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
