@@ -20,6 +20,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from csp.utils import build_policy
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import connection
@@ -234,4 +235,7 @@ def _headers(allow: str) -> list[tuple[str, str]]:
         headers.append(("Referrer-Policy", ",".join(values)))
     if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
         headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
+    policy = build_policy()  # as csp.middleware.CSPMiddleware writes it
+    if policy:
+        headers.append(("Content-Security-Policy", policy))
     return headers
