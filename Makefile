@@ -41,7 +41,7 @@ seed: install
 serve: install
 	$(BIN)/gunicorn -c gunicorn.conf.py segmenter.wsgi:application
 
-# The expiry sweep, every 10 seconds, until SIGTERM.
+# The expiry sweep and the deletion of expired report files, every 10 seconds, until SIGTERM.
 worker: install
 	$(BIN)/python manage.py expire_memberships --loop --interval 10
 

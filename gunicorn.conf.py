@@ -8,6 +8,8 @@ and other gthread shapes on 2 CPUs; every setting can be overridden from the env
 import multiprocessing
 import os
 
+from environ import Env
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
@@ -18,4 +20,7 @@ graceful_timeout = 30
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# X-Forwarded-Proto is believed only from a trusted proxy (DJANGO_TRUSTED_PROXY=true; docs/security.md),
+# here as in Django's settings: otherwise any client could claim HTTPS.
+_trusted_proxy = os.environ.get("DJANGO_TRUSTED_PROXY", "").strip().lower() in Env.BOOLEAN_TRUE_STRINGS
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1") if _trusted_proxy else ""

@@ -67,8 +67,9 @@ def copy_sql(query: HistoryQuery, *, detail: bool) -> tuple[str, list]:
         params.append(query.segment)
     # An empty actor must be written bare, and COPY writes only NULL bare (it quotes '').
     # An actor that could run as a spreadsheet formula gets a leading ' (as csv_format.quote does).
-    actor = r"CASE WHEN actor ~ '^[-=+@\t\r]' THEN '''' || actor ELSE NULLIF(actor, '') END"
+    actor = f"CASE WHEN {csv_format.FORMULA_SQL} THEN '''' || actor ELSE NULLIF(actor, '') END"
     columns = f"user_id, segment_slug, operation, {UTC_SECONDS}" + (f", source, {actor}" if detail else "")
+    params = [csv_format.FORMULA_SQL_PATTERN, *params] if detail else params
     table = HistoryEvent._meta.db_table
     return f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} ORDER BY at, id", params
 

@@ -23,6 +23,7 @@ from reports.serializers import (
 from segmenter.errors import problem_json_response
 from segmenter.pagination import TimePagination
 from segmenter.serializers import problems, validated
+from segmenter.throttles import ReportThrottle
 from users.views import USER_ID_PARAM, user_id_from
 
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -65,11 +66,12 @@ class UserHistoryView(GenericAPIView):
 
 class ReportsView(APIView):
     read_only_safe_methods = ("POST",)  # a report only reads history
+    throttle_classes = [ReportThrottle]
 
     @extend_schema(
         summary="Write a history report file and return its URL",
         request=ReportRequestSerializer,
-        responses={201: ReportSerializer, **problems(400, 401, 413, 415)},
+        responses={201: ReportSerializer, **problems(400, 401, 413, 415, 429)},
     )
     def post(self, request):
         data = validated(ReportRequestSerializer, request.data)
@@ -79,13 +81,14 @@ class ReportsView(APIView):
 
 class HistoryCsvView(APIView):
     content_negotiation_class = FirstRenderer
+    throttle_classes = [ReportThrottle]
 
     @extend_schema(
         summary="History events of a period as CSV, streamed",
         parameters=[HistoryCsvQuerySerializer],
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="user_id;segment;operation;at lines"),
-            **problems(400, 401),
+            **problems(400, 401, 413, 429),
         },
     )
     def get(self, request):

@@ -27,6 +27,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import connection
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 V1_PATH = re.compile(r"/api/v1/users/([0-9]{1,19})/segments/")
 SEED_PATH = "/api/get_user_segments"
+SAMPLE_PATH = {"v1": "/api/v1/users/1/segments/", "seed": SEED_PATH}  # where header middleware may look
 SEED_QUERY = re.compile(r"user_id=([0-9]{1,19})")
 PLAIN_ACCEPT = ("", "*/*", "application/json")
 MAX_PATCH_BODY = 65_536  # larger bodies go to Django, which takes up to 1 MiB
@@ -54,6 +56,8 @@ CONTENT_LENGTH = re.compile(r"[0-9]{1,6}")
 
 # The middleware the lane knows, and why a request it answers needs nothing more from each.
 KNOWN_MIDDLEWARE = {
+    "csp.middleware.CSPMiddleware": "its header is run at start",
+    "axes.middleware.AxesMiddleware": "acts only on admin login attempts",
     "segmenter.middleware.HeadWithoutBodyMiddleware": "the lane answers GET and PATCH only; HEAD goes to Django",
     "django.middleware.security.SecurityMiddleware": "its headers are run at start; plain HTTP under "
     "SECURE_SSL_REDIRECT goes to Django",
@@ -69,6 +73,7 @@ KNOWN_MIDDLEWARE = {
 }
 HEADER_MIDDLEWARE = {
     "django.middleware.security.SecurityMiddleware": SecurityMiddleware,
+    "csp.middleware.CSPMiddleware": CSPMiddleware,
     "django.middleware.clickjacking.XFrameOptionsMiddleware": XFrameOptionsMiddleware,
 }
 # Security settings (every name with these prefixes) the lane knows, and what it does with each.
@@ -85,6 +90,7 @@ KNOWN_SETTINGS = {
     "SECURE_SSL_HOST": "only the redirect, which Django does",
     "SECURE_REDIRECT_EXEMPT": "only the redirect, which Django does",
     "X_FRAME_OPTIONS": "the header of XFrameOptionsMiddleware",
+    "CONTENT_SECURITY_POLICY": "the header of CSPMiddleware, run at start for the lane's paths",
 }
 # Settings that make Django do more for every request when set: the lane is off while any is.
 OFF_WHEN_SET = ("DEBUG", "USE_X_FORWARDED_HOST", "PREPEND_WWW", "DISALLOWED_USER_AGENTS", "FORCE_SCRIPT_NAME")
@@ -169,6 +175,8 @@ def _patch(environ) -> Answer | str:
     match = V1_PATH.fullmatch(environ.get("PATH_INFO", ""))
     if match is None or environ.get("QUERY_STRING"):
         return "not a fast-lane URL"
+    if config.writes_throttled:
+        return "writes are throttled (SEGMENTER_WRITE_RATE): Django counts them"
     if environ.get("CONTENT_TYPE") != "application/json" or environ.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT:
         return "a Content-Type or Accept header other than JSON"
     length = environ.get("CONTENT_LENGTH", "")
@@ -220,6 +228,7 @@ class _Config:
     allowed_hosts: list[str]
     auth: bool
     https_only: bool
+    writes_throttled: bool
     headers: dict[tuple[str, bool], list[tuple[str, str]]]  # by (v1 or seed, is the request HTTPS)
 
 
@@ -254,7 +263,12 @@ def _read_config() -> _Config | None:
         allowed_hosts=list(settings.ALLOWED_HOSTS),
         auth=settings.SEGMENTER_AUTH,
         https_only=settings.SECURE_SSL_REDIRECT,
-        headers={(kind, secure): _headers(allow[kind], secure) for kind in allow for secure in (False, True)},
+        writes_throttled=settings.SEGMENTER_WRITE_RATE is not None,
+        headers={
+            (kind, secure): _headers(allow[kind], secure, SAMPLE_PATH[kind])
+            for kind in allow
+            for secure in (False, True)
+        },
     )
 
 
@@ -289,11 +303,12 @@ def _headers_for(environ, config: _Config, kind: str) -> list[tuple[str, str]] |
     return config.headers[kind, secure]
 
 
-def _headers(allow: str, secure: bool) -> list[tuple[str, str]]:
+def _headers(allow: str, secure: bool, path: str) -> list[tuple[str, str]]:
     """The headers of this 200 as DRF writes them and the header middleware adds to them, in its order."""
     response = HttpResponse(content_type="application/json")
     response["Allow"] = allow
     request = _EnvironRequest({"wsgi.url_scheme": "https" if secure else "http"})
+    request.path_info = path
     for name in reversed(settings.MIDDLEWARE):
         if name in HEADER_MIDDLEWARE:
             response = HEADER_MIDDLEWARE[name](_unused).process_response(request, response)

@@ -314,7 +314,7 @@ def test_project_settings__all_known_to_fast_lane(settings):
     [
         ("MIDDLEWARE", ["django.middleware.gzip.GZipMiddleware"], "middleware django.middleware.gzip.GZipMiddleware"),
         ("SECURE_CSP", {"default-src": ["'self'"]}, "setting SECURE_CSP"),
-        ("CONTENT_SECURITY_POLICY", {"DIRECTIVES": {}}, "setting CONTENT_SECURITY_POLICY"),
+        ("CONTENT_SECURITY_POLICY_REPORT_ONLY", {"DIRECTIVES": {}}, "setting CONTENT_SECURITY_POLICY_REPORT_ONLY"),
         ("DEBUG", True, "DEBUG=True"),
         ("USE_X_FORWARDED_HOST", True, "USE_X_FORWARDED_HOST=True"),
     ],

@@ -67,6 +67,42 @@ def test_expire_memberships__loop__stops_cleanly_on_sigterm(on_postgres):
     assert out.strip().endswith("stopped")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_expire_memberships__loop__deletes_expired_report_files_each_round(on_postgres, tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    old, recent = reports / f"{'o' * 32}.csv", reports / f"{'r' * 32}.csv"
+    for path, age_hours in ((old, 3), (recent, 1)):
+        path.write_text("1;S;added;2023-08-01T00:00:00Z\n")
+        written = time.time() - age_hours * 3600
+        os.utime(path, (written, written))
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "DJANGO_SECRET_KEY": "x",
+        "MEDIA_ROOT": str(tmp_path),
+        "SEGMENTER_REPORT_TTL_HOURS": "2",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "expire_memberships", "--loop", "--interval", "0.2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "expired 0 memberships, deleted 1 report files" in process.stdout.readline()
+        assert not old.exists() and recent.exists()
+        os.utime(recent, (time.time() - 7300, time.time() - 7300))  # now past the TTL too
+        assert "deleted 1 report files" in process.stdout.readline()
+        assert not recent.exists()
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+
+
 def _database_url() -> str:
     db = connection.settings_dict
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

@@ -3,11 +3,15 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
+from reports.services import reports_purge
 from segments.services import memberships_expire
 
 
 class Command(BaseCommand):
-    help = "Remove memberships whose TTL has passed, writing a `ttl` history event for each."
+    help = (
+        "Remove memberships whose TTL has passed, writing a `ttl` history event for each, and delete "
+        "report files older than SEGMENTER_REPORT_TTL_HOURS."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--loop", action="store_true", help="Keep sweeping until SIGTERM or SIGINT")
@@ -22,7 +26,8 @@ class Command(BaseCommand):
                 signal.signal(sig, lambda *_: stop.set())
         while True:
             expired = memberships_expire()
-            self.stdout.write(f"expired {expired} memberships")
+            purged = reports_purge()
+            self.stdout.write(f"expired {expired} memberships, deleted {purged} report files")
             self.stdout.flush()
             if not loop or stop.wait(interval):
                 break
