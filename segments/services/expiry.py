@@ -5,6 +5,7 @@ import logging
 from django.db import transaction
 
 from segmenter.db import lock_clause, now_sql
+from segmenter.services import EXPIRY_SWEEP, job_run_record
 from segments.services.history import changes_record
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ def memberships_expire(*, user_id: int | None = None, segment_id: int | None = N
         total += count
         if count < batch_size:
             break
-    if total and user_id is None and segment_id is None:
-        logger.info("expired %d memberships", total)
+    if user_id is None and segment_id is None:
+        job_run_record(name=EXPIRY_SWEEP)
+        if total:
+            logger.info("expired %d memberships", total)
     return total

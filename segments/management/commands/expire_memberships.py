@@ -1,8 +1,10 @@
 import signal
 import threading
+import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from segmenter import telemetry
 from segments.services import memberships_expire
 
 
@@ -21,10 +23,22 @@ class Command(BaseCommand):
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
         while True:
-            expired = memberships_expire()
+            expired = self.sweep()
             self.stdout.write(f"expired {expired} memberships")
             self.stdout.flush()
             if not loop or stop.wait(interval):
                 break
         if loop:
             self.stdout.write("stopped")
+
+    def sweep(self) -> int:
+        """One round, logged as one JSON line with its own id (as a request is)."""
+        started = time.perf_counter()
+        with telemetry.bound_id(telemetry.new_id()):
+            try:
+                expired = memberships_expire()
+            except Exception:
+                telemetry.round_done(job="expire_memberships", status="error", started=started)
+                raise
+            telemetry.round_done(job="expire_memberships", status="ok", started=started, expired=expired)
+        return expired
