@@ -33,9 +33,9 @@ from django.db import connection
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port, validate_host
-from django.urls import resolve
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
+from django.urls import resolve
 
 from segmenter import telemetry
 from segmenter.auth import ANONYMOUS, Client, bearer_token, token_cache, token_hash

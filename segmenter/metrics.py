@@ -29,7 +29,7 @@ SELECT
   (SELECT extract(epoch FROM now() - finished_at)::float FROM segmenter_jobrun WHERE name = %s)
 """
 GAUGES = (
-    ("segmenter_memberships", "Memberships (rows: active or waiting for the expiry sweep), from PostgreSQL's statistics."),
+    ("segmenter_memberships", "Memberships, active or waiting for the sweep, from PostgreSQL's statistics."),
     ("segmenter_segments", "Segments, from PostgreSQL's statistics."),
     ("segmenter_expiry_sweep_age_seconds", "Seconds since the last full expiry sweep finished (absent: never)."),
 )
