@@ -151,6 +151,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "TAGS": SCHEMA_TAGS,
+    "SCHEMA_PATH_PREFIX": "/api/",  # operation ids leave it out (it is no longer every path's prefix: /metrics)
 }
 
 # Security: headers always; HTTPS-only cookies and HSTS unless running in DEBUG.
