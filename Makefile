@@ -41,9 +41,9 @@ seed: install
 serve: install
 	$(BIN)/gunicorn -c gunicorn.conf.py segmenter.wsgi:application
 
-# The expiry sweep and the deletion of expired report files, every 10 seconds, until SIGTERM.
+# The background work (TTL expiry, expired report files), every 10 seconds, until SIGTERM.
 worker: install
-	$(BIN)/python manage.py expire_memberships --loop --interval 10
+	$(BIN)/python manage.py worker --interval 10
 
 # Local first start: the same steps as the Docker image, plus an admin account and an API token.
 run: install .env

@@ -97,6 +97,10 @@ def run(args: argparse.Namespace) -> None:
             Target(f"GET /api/v1/users/{{id}}/segments/ ({DEFAULT.name})", DEFAULT, script="get.lua", dsn=dsn),
             Target(f"GET /api/get_user_segments ({DEFAULT.name})", DEFAULT, script="seed.lua", dsn=dsn),
             Target(f"PATCH /api/v1/users/{{id}}/segments/ ({DEFAULT.name})", DEFAULT, script="patch.lua", dsn=dsn),
+            *(
+                Target(f"GET /api/v1/users/{{id}}/segments/ ({DEFAULT.name}, {off})", DEFAULT, dsn=dsn, settings=off)
+                for off in ("metrics off", "metrics and logs off")
+            ),
             Target(
                 f"GET /api/v1/users/{{id}}/segments/ ({DEFAULT.name}, {PRODUCTION})",
                 DEFAULT,

@@ -36,7 +36,9 @@ from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port, validate_host
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
+from django.urls import resolve
 
+from segmenter import telemetry
 from segmenter.auth import ANONYMOUS, Client, bearer_token, token_cache, token_hash
 from segmenter.fields import MAX_USER_ID
 from segmenter.parsers import JSONParser
@@ -58,6 +60,8 @@ CONTENT_LENGTH = re.compile(r"[0-9]{1,6}")
 KNOWN_MIDDLEWARE = {
     "csp.middleware.CSPMiddleware": "its header is run at start",
     "axes.middleware.AxesMiddleware": "acts only on admin login attempts",
+    "segmenter.middleware.RequestTelemetryMiddleware": "the lane adds the same X-Request-ID and counts, times and "
+    "logs its requests with the same segmenter/telemetry.py functions",
     "segmenter.middleware.HeadWithoutBodyMiddleware": "the lane answers GET and PATCH only; HEAD goes to Django",
     "django.middleware.security.SecurityMiddleware": "its headers are run at start; plain HTTP under "
     "SECURE_SSL_REDIRECT goes to Django",
@@ -106,12 +110,19 @@ def hot_path(app):
     _config()  # at start: the warning, if the lane is off
 
     def application(environ, start_response):
+        started = time.perf_counter()
         method = environ.get("REQUEST_METHOD")
-        answer = _answer(environ) if method == "GET" else _patch_answer(environ) if method == "PATCH" else None
-        if answer is None:
-            return app(environ, start_response)
-        headers, body = answer
-        start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+        with telemetry.bound_id(telemetry.request_id(environ)) as request_id:  # Django keeps the same id
+            answer = _answer(environ) if method == "GET" else _patch_answer(environ) if method == "PATCH" else None
+            if answer is None:
+                return app(environ, start_response)
+            headers, body = answer
+            start_response(
+                "200 OK", [*headers, ("Content-Length", str(len(body))), (telemetry.REQUEST_ID_HEADER, request_id)]
+            )
+            path = environ.get("PATH_INFO", "")
+            route = _config().routes["seed" if path == SEED_PATH else "v1"]
+            telemetry.request_done(route=route, method=method, status=200, started=started, path=path)
         return [body]
 
     return application
@@ -230,6 +241,7 @@ class _Config:
     https_only: bool
     writes_throttled: bool
     headers: dict[tuple[str, bool], list[tuple[str, str]]]  # by (v1 or seed, is the request HTTPS)
+    routes: dict[str, str]  # v1 or seed: the URL name Django's metrics and logs give its requests
 
 
 _configs: list[_Config | None] = []
@@ -269,6 +281,7 @@ def _read_config() -> _Config | None:
             for kind in allow
             for secure in (False, True)
         },
+        routes={"v1": resolve("/api/v1/users/1/segments/").view_name, "seed": resolve(SEED_PATH).view_name},
     )
 
 

@@ -1,6 +1,31 @@
+import time
+
 from django.conf import settings
 
+from segmenter import telemetry
 from segmenter.errors import problem_json_response
+
+
+class RequestTelemetryMiddleware:
+    """Give every response an X-Request-ID, and count, time and log every request (segmenter/telemetry.py).
+
+    First in MIDDLEWARE, so that it sees every response the others make, and times them all.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        with telemetry.bound_id(telemetry.request_id(request.META)) as request_id:
+            response = self.get_response(request)
+            response[telemetry.REQUEST_ID_HEADER] = request_id
+            match = request.resolver_match
+            route = match.view_name if match else telemetry.UNMATCHED
+            telemetry.request_done(
+                route=route, method=request.method, status=response.status_code, started=started, path=request.path
+            )
+        return response
 
 
 class ApiBodyLimitMiddleware:

@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 
 from reports import views as reports_views
 from segmenter import seed_api, views
+from segmenter.metrics import MetricsView
 from segments.views import SegmentViewSet
 from users.views import UserViewSet
 
@@ -21,6 +22,7 @@ swagger_ui = csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitV
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/health/", views.health, name="health"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", swagger_ui, name="docs"),
     path("api/v1/reports/", reports_views.ReportsView.as_view(), name="reports"),

@@ -127,6 +127,11 @@ class Server:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")[-3000:]
 
+    def log_lines(self) -> list[str]:
+        """Everything the server wrote so far, line by line (the file's offset stays at its end)."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace").splitlines()
+
     @property
     def requests_made(self) -> int:
         return sum(self.statuses.values())

@@ -41,6 +41,6 @@ def memberships_expire(*, user_id: int | None = None, segment_id: int | None = N
         total += count
         if count < batch_size:
             break
-    if total and user_id is None and segment_id is None:
+    if user_id is None and segment_id is None and total:
         logger.info("expired %d memberships", total)
     return total
