@@ -50,7 +50,7 @@ def test_header__detail_or_not__column_names():
         ACTORS | st.sampled_from(["=cmd()", "+1", "-2", "@x", "\tx", "\r=y", "'=z"]), min_size=1, max_size=5
     )
 )
-def test_copy_csv__any_actors__same_bytes_as_the_fallback(on_postgres, db, actors):
+def test_copy_csv__any_actors__same_bytes_as_the_streamed_lines(db, actors):
     HistoryEvent.objects.all().delete()
     for second, actor in enumerate(actors):
         HistoryEvent.objects.create(

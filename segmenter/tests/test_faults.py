@@ -105,7 +105,7 @@ def manage(*args: str, url: str) -> str:
 
 
 @pytest.fixture
-def cluster(on_postgres) -> Iterator[PrivateCluster]:
+def cluster() -> Iterator[PrivateCluster]:
     cluster = PrivateCluster()
     try:
         cluster.init()
@@ -226,7 +226,7 @@ def test_postgres_restart__under_load__503_during_outage_then_recovers_and_nothi
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_killed__mid_update__no_partial_state_and_service_continues(on_postgres):
+def test_worker_killed__mid_update__no_partial_state_and_service_continues():
     token = token_create(name="faults")[1]
     half = [f"X{i}" for i in range(150)], [f"Y{i}" for i in range(150)]
     for slug in half[0] + half[1]:

@@ -219,7 +219,7 @@ def test_patch_with_read_only_token__goes_to_django__403(twins, read_only_token)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_warm_patch__one_query_per_request_on_postgres(on_postgres, twins, token):
+def test_warm_patch__one_query_per_request(twins, token):
     call(application, patch_environ(42, {"add": ["C_SEG"]}, token))
     with CaptureQueriesContext(connection) as queries:
         status, _, body = call(application, patch_environ(42, {"add": ["A_SEG"], "remove": ["C_SEG"]}, token))

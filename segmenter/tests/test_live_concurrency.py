@@ -47,12 +47,12 @@ def run_clients(count: int, client) -> None:
 
 
 @pytest.fixture
-def token(on_postgres) -> str:
+def token() -> str:
     return token_create(name="load")[1]
 
 
 @pytest.fixture
-def deadlocks_before(on_postgres) -> int:
+def deadlocks_before() -> int:
     return deadlocks()
 
 
