@@ -28,6 +28,7 @@ from django.http.request import split_domain_port, validate_host
 
 from segmenter.auth import ANONYMOUS, Client, token_cache, token_hash
 from segmenter.fields import MAX_SLUGS, MAX_USER_ID, SLUG_RE
+from segmenter.parsers import loads
 from segments.selectors import user_segment_slugs
 from segments.services import AddItem, memberships_update
 
@@ -122,7 +123,7 @@ def _patch_answer(environ) -> tuple[list[tuple[str, str]], bytes] | None:
 def _patch_lists(body: bytes) -> tuple[list[AddItem], list[str]] | None:
     """The (add, remove) of a PATCH body in its plain shapes, or None for anything else."""
     try:
-        data = json.loads(body.decode())  # UTF-8 only, as Django's parser
+        data = loads(body.decode())  # UTF-8 only, as Django's parser; a key twice goes to Django's 400
     except (ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or not set(data) <= {"add", "remove"}:
