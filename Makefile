@@ -74,8 +74,9 @@ test: $(VENV)/.installed-dev db
 	env -u DJANGO_DEBUG $(PRODUCTION_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING
 	$(TEST_ENV) $(BIN)/pytest
 
+# The bench serves a copy of the code, so it is given the embedded server's URL explicitly.
 bench: $(VENV)/.installed-dev db
-	$(TEST_ENV) $(BIN)/python -m bench $(BENCH_ARGS)
+	DATABASE_URL=$${DATABASE_URL:-$$(cat .postgres/url)} $(TEST_ENV) $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles

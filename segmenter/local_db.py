@@ -73,11 +73,21 @@ def unreachable(exc: Exception) -> str:
     )
 
 
-if __name__ == "__main__":
-    command = sys.argv[1] if len(sys.argv) > 1 else ""
-    if command == "start":
-        print(start())
-    elif command == "stop":
-        stop()
-    else:
+def main(command: str) -> None:
+    if command not in ("start", "stop"):
         sys.exit("usage: python -m segmenter.local_db start|stop")
+    try:
+        if command == "start":
+            print(start())
+        else:
+            stop()
+    except Exception as exc:  # one line saying what to do, not a traceback
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        sys.exit(
+            f"Could not {command} the embedded PostgreSQL ({reason}); its log is {DATA / 'log'}."
+            " Or set DATABASE_URL to a running PostgreSQL 15 or later."
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "")
