@@ -54,7 +54,7 @@ worker: db
 	$(BIN)/python manage.py expire_memberships --loop --interval 10
 
 # Local first start: the same steps as the Docker image, plus an admin account and an API token.
-run: db .env
+run: install db .env
 	$(MAKE) migrate static
 	$(BIN)/python manage.py quickstart
 	$(MAKE) serve
