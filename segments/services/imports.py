@@ -65,7 +65,7 @@ def memberships_import(
             if row is None:
                 raise SegmentNotFound([slug])
             segment_id = row[0]
-            cursor.execute(f"SELECT {CLOCK}")  # after the lock: no import of this segment can commit later
+            cursor.execute(f"SELECT {CLOCK}")  # read after the lock, as every write reads the clock
             db_now = cursor.fetchone()[0]
             # An error rolls the transaction back, and the staging table with it.
             cursor.execute(
