@@ -1,4 +1,4 @@
-"""SQL shared by several services: the rollout bucket and the lock that orders rollouts and registrations."""
+"""SQL shared by several services: the clock of every write, the rollout bucket, the rollout lock."""
 
 from django.db import connection
 
