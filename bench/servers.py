@@ -59,7 +59,7 @@ def code_dir() -> Path:
 def snapshot(directory: Path) -> Path:
     """Copy the project so that edits made in the working tree during a run do not change what is measured."""
     target = directory / "code"
-    skip = shutil.ignore_patterns(".venv", ".git", "media", "staticfiles", "*.sqlite3", "__pycache__")
+    skip = shutil.ignore_patterns(".venv", ".git", "media", "staticfiles", ".postgres", "__pycache__")
     shutil.copytree(ROOT, target, ignore=skip)
     _code[0] = target
     return target

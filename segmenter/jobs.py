@@ -8,7 +8,7 @@ from collections.abc import Callable
 from django.db import connection
 
 from segmenter import telemetry
-from segmenter.db import now_sql
+from segmenter.db import CLOCK
 
 EXPIRY_SWEEP = "expire_memberships"  # the job whose last run /metrics reports
 
@@ -31,7 +31,7 @@ def job_run_record(*, name: str) -> None:
     """Note that the job `name` finished a run now (the database's clock); one statement."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO segmenter_jobrun (name, finished_at) VALUES (%s, {now_sql()})"
+            f"INSERT INTO segmenter_jobrun (name, finished_at) VALUES (%s, {CLOCK})"
             " ON CONFLICT (name) DO UPDATE SET finished_at = excluded.finished_at",
             [name],
         )

@@ -42,8 +42,6 @@ class DatabaseGauges:
         return []  # nothing to check at registration: collect() needs the database
 
     def collect(self):
-        if connection.vendor != "postgresql":
-            return
         try:
             with connection.cursor() as cursor:
                 cursor.execute(GAUGES_SQL, [EXPIRY_SWEEP])

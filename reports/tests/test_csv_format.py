@@ -51,7 +51,7 @@ def test_header__detail_or_not__column_names():
         ACTORS | st.sampled_from(["=cmd()", "+1", "-2", "@x", "\tx", "\r=y", "'=z"]), min_size=1, max_size=5
     )
 )
-def test_copy_csv__any_actors__same_bytes_as_the_fallback(on_postgres, db, actors):
+def test_copy_csv__any_actors__same_bytes_as_the_streamed_lines(db, actors):
     HistoryEvent.objects.all().delete()
     for second, actor in enumerate(actors):
         HistoryEvent.objects.create(
@@ -75,7 +75,7 @@ def test_line__formula_after_nfkc_normalisation__prefixed_and_actor_kept():
     assert [line.rsplit(";", 1)[1] for line in lines] == ["'＝cmd()\n", "'﹢1\n", "'＠SUM(A1)\n", "'⁼x\n", "名前\n"]
 
 
-def test_formula_rule__every_code_point__postgres_and_python_agree(on_postgres, db):
+def test_formula_rule__every_code_point__postgres_and_python_agree(db):
     """COPY's SQL test and csv_format.is_formula flag the same first characters, all of Unicode."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -89,7 +89,7 @@ def test_formula_rule__every_code_point__postgres_and_python_agree(on_postgres, 
     assert {0xFF1D, 0xFE62, 0x207C, ord("="), ord("\t")} <= set(in_python)
 
 
-def test_copy_csv__full_width_formula_actor__prefixed_as_in_python(on_postgres, db):
+def test_copy_csv__full_width_formula_actor__prefixed_as_in_python(db):
     for second, actor in enumerate(["＝HYPERLINK(1)", "﹫x", "plain"]):
         HistoryEvent.objects.create(
             user_id=1,

@@ -78,7 +78,7 @@ def test_report_requests__rate_window_passed__served_again(boundary, token, sett
 
 
 @pytest.mark.django_db(transaction=True)
-def test_report_rate__two_server_processes__share_one_count(on_postgres, boundary, tmp_path):
+def test_report_rate__two_server_processes__share_one_count(boundary, tmp_path):
     """The count lives in the database cache, so separate server processes see the same one."""
     token = token_create(name="flood")[1]
     env = {"SEGMENTER_REPORT_RATE": "4/min", "MEDIA_ROOT": str(tmp_path)}

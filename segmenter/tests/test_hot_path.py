@@ -181,6 +181,7 @@ def test_v1_patch__fast_lane_answers_it(twins, token):
         ({"add": ["NOPE"]}, True, {}, "404 Not Found"),
         ({"add": ["C_SEG"], "remove": ["C_SEG"]}, True, {}, "400 Bad Request"),
         ({"add": [{"slug": "C_SEG", "ttl_seconds": 0}]}, True, {}, "400 Bad Request"),
+        ({"add": [{"slug": "C_SEG", "ttl_seconds": "60"}]}, True, {}, "400 Bad Request"),  # JSON numbers only
         ({"add": [{"slug": "C_SEG", "expires_at": "2020-01-01T00:00:00Z"}]}, True, {}, "400 Bad Request"),
         ({"add": ["C_SEG"], "extra": 1}, True, {}, "400 Bad Request"),
         ({"add": "C_SEG"}, True, {}, "400 Bad Request"),
@@ -215,7 +216,7 @@ def test_patch_with_read_only_token__goes_to_django__403(twins, read_only_token)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_warm_patch__one_query_per_request_on_postgres(on_postgres, twins, token):
+def test_warm_patch__one_query_per_request(twins, token):
     call(application, patch_environ(42, {"add": ["C_SEG"]}, token))
     with CaptureQueriesContext(connection) as queries:
         status, _, body = call(application, patch_environ(42, {"add": ["A_SEG"], "remove": ["C_SEG"]}, token))

@@ -50,7 +50,7 @@ def test_hsts__environment__header_has_only_the_parts_asked_for(env, header):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("trusted", "status"), [("false", 301), ("true", 401)])
-def test_forwarded_proto__under_gunicorn__believed_only_from_a_trusted_proxy(on_postgres, trusted, status):
+def test_forwarded_proto__under_gunicorn__believed_only_from_a_trusted_proxy(trusted, status):
     """With HTTPS required, a plain-HTTP request that claims `X-Forwarded-Proto: https` is redirected
     unless DJANGO_TRUSTED_PROXY=true (then the claim is taken and the request is served: a 401)."""
     env = {"DJANGO_SECURE_SSL_REDIRECT": "true", "DJANGO_TRUSTED_PROXY": trusted}

@@ -66,7 +66,7 @@ def wait_for(read, expected: dict, timeout: float = 20) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_domain_gauges__after_changes__follow_them(on_postgres, api, settings):
+def test_domain_gauges__after_changes__follow_them(api, settings):
     settings.ALLOWED_HOSTS = ["testserver"]
 
     def gauges() -> dict:
@@ -102,7 +102,7 @@ def requests_counted(text: str, route: str) -> float:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_metrics__live_gunicorn_workers__counts_of_every_worker_added_up(on_postgres, tmp_path):
+def test_metrics__live_gunicorn_workers__counts_of_every_worker_added_up(tmp_path):
     """Two workers, one of them killed midway: /metrics counts every request, the dead worker's too."""
     user_register(user_id=7, actor="t")
     token = token_create(name="live")[1]

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker__rounds__expire_memberships_and_delete_expired_report_files(on_postgres, tmp_path):
+def test_worker__rounds__expire_memberships_and_delete_expired_report_files(tmp_path):
     reports = tmp_path / "reports"
     reports.mkdir()
     old, recent = reports / f"{'o' * 32}.csv", reports / f"{'r' * 32}.csv"

@@ -38,7 +38,7 @@ USER_IDS = range(1, 1001)
 
 
 @pytest.fixture
-def page(on_postgres, live_server, transactional_db, monkeypatch):
+def page(live_server, transactional_db, monkeypatch):
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still synchronous.
