@@ -1,4 +1,5 @@
-# The two commands of the quickstart: `make run` and `make test`. Only Python 3.11 and make needed.
+# The two commands of the quickstart: `make run` and `make test`. Only Python 3.11 and make needed:
+# without DATABASE_URL both use an embedded PostgreSQL (data in .postgres/, `make stop` stops it).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ TEST_ENV := DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key-not-for
 PRODUCTION_ENV := DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 	DJANGO_SECURE_SSL_REDIRECT=true DJANGO_SECURE_COOKIES=true DJANGO_HSTS_SECONDS=31536000
 
-.PHONY: install migrate static seed serve worker run test lint schema bench clean
+.PHONY: install db stop migrate static seed serve worker run test lint schema bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,25 +29,32 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 install: $(VENV)/.installed
 
-migrate: install
+# The embedded PostgreSQL, started unless DATABASE_URL names a server (then nothing embedded starts).
+db: install
+	@if [ -z "$$DATABASE_URL" ]; then $(BIN)/python -m segmenter.local_db start >/dev/null; fi
+
+stop: install
+	$(BIN)/python -m segmenter.local_db stop
+
+migrate: db
 	$(BIN)/python manage.py migrate --noinput
 
 static: install
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 
 # Idempotent: registers users 1000-1999 unless they exist.
-seed: install
+seed: db
 	$(BIN)/python manage.py seed_users
 
-serve: install
+serve: db
 	$(BIN)/gunicorn -c gunicorn.conf.py
 
-# The expiry sweep, every 10 seconds, until SIGTERM.
-worker: install
-	$(BIN)/python manage.py expire_memberships --loop --interval 10
+# The background work (TTL expiry, expired report files), every 10 seconds, until SIGTERM.
+worker: db
+	$(BIN)/python manage.py worker --interval 10
 
 # Local first start: the same steps as the Docker image, plus an admin account and an API token.
-run: install .env
+run: install db .env
 	$(MAKE) migrate static
 	$(BIN)/python manage.py quickstart
 	$(MAKE) serve
@@ -55,10 +63,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
 # Regenerate the committed OpenAPI schema after changing the API.
-schema: $(VENV)/.installed-dev
+schema: $(VENV)/.installed-dev db
 	$(TEST_ENV) $(BIN)/python manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev db
 	$(BIN)/ruff check .
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(BIN)/python manage.py spectacular --validate --fail-on-warn --file $(VENV)/openapi.yaml
@@ -66,8 +74,9 @@ test: $(VENV)/.installed-dev
 	env -u DJANGO_DEBUG $(PRODUCTION_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING
 	$(TEST_ENV) $(BIN)/pytest
 
-bench: $(VENV)/.installed-dev
-	$(TEST_ENV) $(BIN)/python -m bench $(BENCH_ARGS)
+# The bench serves a copy of the code, so it is given the embedded server's URL explicitly.
+bench: $(VENV)/.installed-dev db
+	DATABASE_URL=$${DATABASE_URL:-$$(cat .postgres/url)} $(TEST_ENV) $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles

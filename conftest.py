@@ -1,7 +1,6 @@
 """Fixtures for every app's tests."""
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from segmenter.auth import token_cache, token_create
@@ -26,12 +25,6 @@ def _fresh_token_cache():
     token_cache.clear()
     yield
     token_cache.clear()
-
-
-@pytest.fixture
-def on_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
 
 
 @pytest.fixture

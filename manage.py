@@ -6,8 +6,16 @@ import sys
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "segmenter.settings")
     from django.core.management import execute_from_command_line
+    from django.db.utils import OperationalError
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except OperationalError as exc:
+        if not str(exc).startswith("connection to server"):
+            raise
+        from segmenter.local_db import unreachable
+
+        sys.exit(unreachable(exc))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ GUNICORN_CONFIGS = [
     ServerConfig("gunicorn gthread 2×8", "gunicorn", workers=2, threads=8),
     DEFAULT,
 ]
+PRODUCTION = "production HTTPS settings"
 GRANIAN = ServerConfig("granian 2×4", "granian", workers=2, threads=4)
 
 
@@ -101,6 +102,23 @@ def run(args: argparse.Namespace) -> None:
             Target(f"GET /api/v1/users/{{id}}/segments/ ({GTHREAD.name})", GTHREAD, script="get.lua", dsn=dsn),
             Target(f"PATCH /api/v1/users/{{id}}/segments/ ({GTHREAD.name})", GTHREAD, script="patch.lua", dsn=dsn),
             Target(f"PATCH /api/v1/users/{{id}}/segments/ ({DEFAULT.name})", DEFAULT, script="patch.lua", dsn=dsn),
+            *(
+                Target(f"GET /api/v1/users/{{id}}/segments/ ({DEFAULT.name}, {off})", DEFAULT, dsn=dsn, settings=off)
+                for off in ("metrics off", "metrics and logs off")
+            ),
+            Target(
+                f"GET /api/v1/users/{{id}}/segments/ ({DEFAULT.name}, {PRODUCTION})",
+                DEFAULT,
+                dsn=dsn,
+                settings="production",
+            ),
+            Target(
+                f"PATCH /api/v1/users/{{id}}/segments/ ({DEFAULT.name}, {PRODUCTION})",
+                DEFAULT,
+                script="patch.lua",
+                dsn=dsn,
+                settings="production",
+            ),
             Target(markdown.GET_SQL, None, dsn=dsn),
             Target(markdown.PATCH_SQL, None, script="patch.lua", dsn=dsn),
         ]

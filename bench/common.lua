@@ -1,4 +1,5 @@
 -- Shared by the wrk scripts: random user ids, a bearer token, and one machine-readable summary line.
+-- Every request comes as through a TLS-terminating proxy (X-Forwarded-Proto: https).
 -- Environment: BENCH_USERS (ids 1..N), BENCH_TOKEN.
 local users = tonumber(os.getenv("BENCH_USERS") or "1000")
 local token = os.getenv("BENCH_TOKEN") or ""
@@ -10,7 +11,7 @@ function bench_user()
 end
 
 function bench_headers(extra)
-  local headers = { ["Authorization"] = "Bearer " .. token }
+  local headers = { ["Authorization"] = "Bearer " .. token, ["X-Forwarded-Proto"] = "https" }
   for k, v in pairs(extra or {}) do headers[k] = v end
   return headers
 end

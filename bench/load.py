@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg2
 
-from bench.servers import Server, ServerConfig
+from bench.servers import SETTINGS_ENV, Server, ServerConfig
 from bench.sql import pgbench_patch_script, pgbench_script
 from bench.tools import Load, run_pgbench, run_wrk
 
@@ -24,6 +24,7 @@ class Target:
     dsn: str = ""
     connections: int = 16
     token: str = ""  # when the target's database has its own token
+    settings: str = "default"  # a key of SETTINGS_ENV
     runs: list[Load] = field(default_factory=list)
 
 
@@ -52,7 +53,7 @@ def measure(target: Target, users: int, settings: LoadSettings) -> Load:
         finally:
             Path(script.name).unlink()
     token = target.token or settings.token
-    env = {"DATABASE_URL": target.dsn, "BENCH_TOKEN": token}
+    env = {"DATABASE_URL": target.dsn, "BENCH_TOKEN": token, **SETTINGS_ENV[target.settings]}
     wrk_env = {
         "BENCH_USERS": str(users),
         "BENCH_TOKEN": token,

@@ -151,7 +151,11 @@ def endpoints_section(results: Results) -> list[str]:
         "",
         "The pgbench rows run each endpoint's SQL with `-M prepared` on the same data, interleaved: the GET's"
         " query, and the PATCH's one call of `segments_memberships_update` with the same add and remove (the"
-        " physical limit of each). `÷ GET` compares with the v1 GET of the same kind (service or pgbench).",
+        " physical limit of each). `÷ GET` compares with the v1 GET of the same kind (service or pgbench) under"
+        " the default settings. Every request carries `X-Forwarded-Proto: https`, as from a TLS-terminating"
+        " proxy; the rows marked production run with DJANGO_HSTS_SECONDS=31536000"
+        " DJANGO_SECURE_SSL_REDIRECT=true DJANGO_SECURE_COOKIES=true (their answers carry HSTS); the rows marked"
+        " metrics off run with SEGMENTER_METRICS=off, and logs off with DJANGO_LOG_LEVEL=WARNING (no line a request).",
         "",
         table(["endpoint", "rps", "p50 ms", "p99 ms", "errors", "÷ GET", "÷ pgbench of its SQL"], rows),
         "",

@@ -2,9 +2,9 @@
 
 Uses the (migrated, scratch) database of DATABASE_URL: it fills August 2023 with N history
 events (actor `bench`), then produces the month's CSV in a fresh process per way and prints
-the process's peak RSS. `copy` is `manage.py report --output` (COPY on PostgreSQL, a chunked
-cursor on SQLite); `file` is POST /api/v1/reports/ (the same, then into storage); `stream`
-consumes what GET /api/v1/reports/history.csv streams; `idle` only starts Django (baseline).
+the process's peak RSS. `copy` is `manage.py report --output` (COPY); `file` is POST
+/api/v1/reports/ (the same, then into storage); `stream` consumes what
+GET /api/v1/reports/history.csv streams; `idle` only starts Django (baseline).
 """
 
 import argparse
@@ -37,20 +37,11 @@ def fill(count: int) -> None:
     columns = "user_id, segment_slug, operation, source, actor, at"
     picks = "'SEG_' || (n %% 50), CASE WHEN n %% 2 = 0 THEN 'added' ELSE 'removed' END, 'api', 'bench'"
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"INSERT INTO segments_historyevent ({columns}) SELECT n, {picks},"
-                " timestamptz '2023-08-01 00:00:00+00' + n * interval '2 seconds' FROM generate_series(1, %s) n",
-                [count],
-            )
-        else:
-            cursor.execute(
-                f"INSERT INTO segments_historyevent ({columns}) WITH RECURSIVE g(n) AS"
-                " (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < %s)"
-                f" SELECT n, {picks}, strftime('%%Y-%%m-%%d %%H:%%M:%%f', '2023-08-01', '+' || (n * 2) || ' seconds')"
-                " FROM g",
-                [count],
-            )
+        cursor.execute(
+            f"INSERT INTO segments_historyevent ({columns}) SELECT n, {picks},"
+            " timestamptz '2023-08-01 00:00:00+00' + n * interval '2 seconds' FROM generate_series(1, %s) n",
+            [count],
+        )
 
 
 def child(mode: str) -> None:

@@ -18,6 +18,39 @@ APPS = {"service": "segmenter.wsgi:application", "bare": "bench.bare_app:applica
 UVICORN = "uvicorn_worker.UvicornWorker"
 ASGI_SERVICE = "segmenter.asgi:application"  # the service under uvicorn's worker (the bare app is WSGI only)
 GRANIAN_VERSION = "2.8.9"
+FORWARDED_HTTPS = {"X-Forwarded-Proto": "https"}
+# The settings under test: the defaults, and the HTTPS settings of a deployment behind a TLS-terminating
+# proxy (the Makefile's PRODUCTION_ENV). Every request carries `X-Forwarded-Proto: https` (common.lua).
+SETTINGS_ENV = {
+    "default": {
+        "DJANGO_HSTS_SECONDS": "0",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_SECURE_COOKIES": "false",
+        "DJANGO_TRUSTED_PROXY": "true",
+    },
+    # What counting and logging every request costs the hot path: the same defaults without them.
+    "metrics off": {
+        "DJANGO_HSTS_SECONDS": "0",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_SECURE_COOKIES": "false",
+        "DJANGO_TRUSTED_PROXY": "true",
+        "SEGMENTER_METRICS": "off",
+    },
+    "metrics and logs off": {
+        "DJANGO_HSTS_SECONDS": "0",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_SECURE_COOKIES": "false",
+        "DJANGO_TRUSTED_PROXY": "true",
+        "SEGMENTER_METRICS": "off",
+        "DJANGO_LOG_LEVEL": "WARNING",
+    },
+    "production": {
+        "DJANGO_HSTS_SECONDS": "31536000",
+        "DJANGO_SECURE_SSL_REDIRECT": "true",
+        "DJANGO_SECURE_COOKIES": "true",
+        "DJANGO_TRUSTED_PROXY": "true",
+    },
+}
 
 
 def code_dir() -> Path:
@@ -28,7 +61,7 @@ def code_dir() -> Path:
 def snapshot(directory: Path) -> Path:
     """Copy the project so that edits made in the working tree during a run do not change what is measured."""
     target = directory / "code"
-    skip = shutil.ignore_patterns(".venv", ".git", "media", "staticfiles", "*.sqlite3", "__pycache__")
+    skip = shutil.ignore_patterns(".venv", ".git", "media", "staticfiles", ".postgres", "__pycache__")
     shutil.copytree(ROOT, target, ignore=skip)
     _code[0] = target
     return target
@@ -94,7 +127,8 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.config.name} ({self.app}) exited at start; see {self.log.name}")
             try:
-                urllib.request.urlopen(self.url + "/api/v1/users/1/segments/", timeout=2)
+                probe = urllib.request.Request(self.url + "/api/v1/users/1/segments/", headers=FORWARDED_HTTPS)
+                urllib.request.urlopen(probe, timeout=2)
                 return self
             except urllib.error.HTTPError:
                 return self  # any HTTP answer (401 without a token) means it is serving

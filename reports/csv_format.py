@@ -4,10 +4,12 @@
 name or an admin username) can hold a `;`, a quote or a line break; such a value is quoted
 the RFC 4180 way: wrapped in double quotes, with each double quote doubled (`a;b` becomes
 `"a;b"`), which is also what PostgreSQL's COPY ... CSV writes. An actor that a spreadsheet
-would run as a formula (starting with `= + - @`, a tab or a carriage return) gets a leading
-`'`, so that opening the file cannot execute it.
+would run as a formula (starting with `= + - @`, a tab or a carriage return, once normalised
+with NFKC, so that a full-width `＝` or a small `﹢` counts too) gets a leading `'`, so that
+opening the file cannot execute it. The actor itself is written as it is stored.
 """
 
+import unicodedata
 from datetime import UTC, datetime
 
 COLUMNS = ("user_id", "segment", "operation", "at")
@@ -26,8 +28,20 @@ def timestamp(at: datetime) -> str:
     return f"{at.year:04d}-{at.month:02d}-{at.day:02d}T{at.hour:02d}:{at.minute:02d}:{at.second:02d}Z"
 
 
+def is_formula(value: str) -> bool:
+    """True when a spreadsheet could read `value` as a formula (in SQL: `FORMULA_SQL`)."""
+    return unicodedata.normalize("NFKC", value).startswith(FORMULA_START)
+
+
+# The same test in SQL, on the column `actor`, for COPY: PostgreSQL's normalize() and a regular
+# expression built from FORMULA_START (its parameter); reports/tests compare the two rules over
+# every code point.
+FORMULA_SQL_PATTERN = "^[" + "".join(sorted(FORMULA_START, key=lambda char: char != "-")) + "]"
+FORMULA_SQL = "normalize(actor, NFKC) ~ %s"
+
+
 def quote(value: str) -> str:
-    if value.startswith(FORMULA_START):
+    if is_formula(value):
         value = "'" + value
     if any(char in value for char in _SPECIAL):
         return '"' + value.replace('"', '""') + '"'

@@ -1,6 +1,6 @@
 """Producing a period's CSV: rows streamed from a cursor, or PostgreSQL's COPY for whole files.
 
-Both paths write the same bytes (reports/tests prove it on PostgreSQL): the columns and the
+Both paths write the same bytes (reports/tests prove it): the columns and the
 quoting rule of `csv_format`, timestamps in UTC seconds, ordered by (at, id).
 """
 
@@ -12,7 +12,6 @@ from django.db import connection
 
 from reports import csv_format
 from reports.periods import Period
-from segmenter.db import is_postgres
 from segments.models import HistoryEvent
 
 CHUNK_ROWS = 2000
@@ -67,14 +66,15 @@ def copy_sql(query: HistoryQuery, *, detail: bool) -> tuple[str, list]:
         params.append(query.segment)
     # An empty actor must be written bare, and COPY writes only NULL bare (it quotes '').
     # An actor that could run as a spreadsheet formula gets a leading ' (as csv_format.quote does).
-    actor = r"CASE WHEN actor ~ '^[-=+@\t\r]' THEN '''' || actor ELSE NULLIF(actor, '') END"
+    actor = f"CASE WHEN {csv_format.FORMULA_SQL} THEN '''' || actor ELSE NULLIF(actor, '') END"
     columns = f"user_id, segment_slug, operation, {UTC_SECONDS}" + (f", source, {actor}" if detail else "")
+    params = [csv_format.FORMULA_SQL_PATTERN, *params] if detail else params
     table = HistoryEvent._meta.db_table
     return f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} ORDER BY at, id", params
 
 
 def copy_csv(out: BinaryIO, sql: str, params: list) -> int:
-    """PostgreSQL only: write the rows of `sql` to `out` as `;`-separated CSV; return how many."""
+    """Write the rows of `sql` to `out` as `;`-separated CSV; return how many."""
     with connection.cursor() as cursor:
         raw = cursor.cursor
         statement = raw.mogrify(sql, params).decode()
@@ -84,10 +84,4 @@ def copy_csv(out: BinaryIO, sql: str, params: list) -> int:
 
 def write(out: BinaryIO, query: HistoryQuery, *, detail: bool) -> int:
     """Write the query's lines to `out` without holding them in memory; return how many."""
-    if is_postgres():
-        return copy_csv(out, *copy_sql(query, detail=detail))
-    rows = 0
-    for data, count in chunks(lines(query, detail=detail)):
-        out.write(data)
-        rows += count
-    return rows
+    return copy_csv(out, *copy_sql(query, detail=detail))

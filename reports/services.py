@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import BinaryIO
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.utils import timezone
@@ -17,7 +18,7 @@ from django.utils import timezone
 from reports import csv_format, export
 from reports.export import HistoryQuery
 from reports.periods import Period
-from segmenter.errors import ReportNotWritten, UserNotFound
+from segmenter.errors import ReportNotWritten, ReportTooLarge, UserNotFound
 from segments.models import Segment
 from segments.services import memberships_expire
 from users.models import User
@@ -53,9 +54,21 @@ def user_history(*, user_id: int, period: Period):
     return export.events(HistoryQuery(period=period, user_id=user_id))
 
 
+def report_size_check(*, query: HistoryQuery) -> None:
+    """Refuse a report of more than SEGMENTER_REPORT_MAX_ROWS rows before anything is written.
+
+    The count stops at the cap plus one (`SELECT count(*) FROM (SELECT ... LIMIT cap+1)`), so it
+    reads at most that many index entries of the period, and no rows past the cap.
+    """
+    cap = settings.SEGMENTER_REPORT_MAX_ROWS
+    if export.events(query).order_by()[: cap + 1].count() > cap:
+        raise ReportTooLarge(cap)
+
+
 def history_csv(*, query: HistoryQuery, header: bool = False, detail: bool = False) -> Iterator[bytes]:
-    """Sweep now, then return the CSV as byte chunks to stream (rows are read lazily, in batches)."""
+    """Sweep now, check the size, then return the CSV as byte chunks to stream (rows are read lazily)."""
     history_sweep(user_id=query.user_id, segment=query.segment)
+    report_size_check(query=query)
     first = [csv_format.header(detail=detail).encode()] if header else []
     return _stream(first, export.chunks(export.lines(query, detail=detail)))
 
@@ -69,17 +82,24 @@ def _stream(first: list[bytes], rest: Iterator[tuple[bytes, int]]) -> Iterator[b
 def report_copy(out: BinaryIO, *, query: HistoryQuery, header: bool = False, detail: bool = False) -> int:
     """Write the CSV to a binary file; return the number of events (COPY on PostgreSQL)."""
     history_sweep(user_id=query.user_id, segment=query.segment)
+    return _copy(out, query=query, header=header, detail=detail)
+
+
+def _copy(out: BinaryIO, *, query: HistoryQuery, header: bool, detail: bool) -> int:
     if header:
         out.write(csv_format.header(detail=detail).encode())
     return export.write(out, query, detail=detail)
 
 
 def report_write(*, query: HistoryQuery, header: bool = False, detail: bool = False) -> ReportFile:
-    """Write the CSV into storage as `reports/<192 random bits>.csv`, spooled through a temp file."""
+    """Write the CSV into storage as `reports/<192 random bits>.csv`, spooled through a temp file;
+    a report over SEGMENTER_REPORT_MAX_ROWS is refused first (ReportTooLarge) and writes nothing."""
+    history_sweep(user_id=query.user_id, segment=query.segment)
+    report_size_check(query=query)
     path = f"{REPORTS_DIR}/{secrets.token_urlsafe(24)}.csv"
     try:
         with tempfile.TemporaryFile() as spool:
-            rows = report_copy(spool, query=query, header=header, detail=detail)
+            rows = _copy(spool, query=query, header=header, detail=detail)
             name = default_storage.save(path, File(spool, name="report.csv"))
     except OSError as exc:  # disk full, read-only or missing folder: the client may retry, the operator must act
         logger.error("report not written: %s", exc)
@@ -97,8 +117,11 @@ def report_open(*, name: str) -> File | None:
         return None
 
 
-def reports_purge(*, older_than: timedelta) -> int:
-    """Delete report files last written more than `older_than` ago; return how many."""
+def reports_purge(*, older_than: timedelta | None = None) -> int:
+    """Delete report files last written more than `older_than` (default SEGMENTER_REPORT_TTL_HOURS)
+    ago; return how many."""
+    if older_than is None:
+        older_than = timedelta(hours=settings.SEGMENTER_REPORT_TTL_HOURS)
     cutoff = timezone.now() - older_than
     try:
         _, names = default_storage.listdir(REPORTS_DIR)

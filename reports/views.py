@@ -6,15 +6,25 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.generics import GenericAPIView
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reports import services
 from reports.export import HistoryQuery
-from reports.serializers import HistoryCsvQuerySerializer, ReportRequestSerializer, ReportSerializer
+from reports.serializers import (
+    HistoryCsvQuerySerializer,
+    HistoryEventSerializer,
+    PeriodQuerySerializer,
+    ReportRequestSerializer,
+    ReportSerializer,
+)
 from segmenter.errors import problem_json_response
+from segmenter.pagination import TimePagination
 from segmenter.serializers import problems, validated
+from segmenter.throttles import ReportThrottle
+from users.views import USER_ID_PARAM, user_id_from
 
 CSV_TYPE = "text/csv; charset=utf-8"
 
@@ -37,13 +47,31 @@ def report_url(request, report: services.ReportFile) -> str:
     return request.build_absolute_uri(reverse("report-file", kwargs={"name": report.name}))
 
 
+# `/api/v1/users/{id}/history/` is served here, beside the other history reads: users/ knows nothing of reports.
+class UserHistoryView(GenericAPIView):
+    pagination_class = TimePagination
+
+    @extend_schema(
+        operation_id="v1_users_history_retrieve",
+        summary="The user's history events of a period, oldest first",
+        parameters=[USER_ID_PARAM, PeriodQuerySerializer],
+        responses={200: HistoryEventSerializer(many=True), **problems(400, 401, 404)},
+    )
+    def get(self, request, user_id):
+        user_id = user_id_from(self.kwargs)
+        period = validated(PeriodQuerySerializer, request.query_params.dict())["period"]
+        page = self.paginate_queryset(services.user_history(user_id=user_id, period=period))
+        return self.get_paginated_response(HistoryEventSerializer(page, many=True).data)
+
+
 class ReportsView(APIView):
     read_only_safe_methods = ("POST",)  # a report only reads history
+    throttle_classes = [ReportThrottle]
 
     @extend_schema(
         summary="Write a history report file and return its URL",
         request=ReportRequestSerializer,
-        responses={201: ReportSerializer, **problems(400, 401, 413, 415)},
+        responses={201: ReportSerializer, **problems(400, 401, 413, 415, 429)},
     )
     def post(self, request):
         data = validated(ReportRequestSerializer, request.data)
@@ -53,13 +81,14 @@ class ReportsView(APIView):
 
 class HistoryCsvView(APIView):
     content_negotiation_class = FirstRenderer
+    throttle_classes = [ReportThrottle]
 
     @extend_schema(
         summary="History events of a period as CSV, streamed",
         parameters=[HistoryCsvQuerySerializer],
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="user_id;segment;operation;at lines"),
-            **problems(400, 401),
+            **problems(400, 401, 413, 429),
         },
     )
     def get(self, request):

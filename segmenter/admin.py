@@ -7,6 +7,11 @@ from django.utils.cache import add_never_cache_headers
 from segmenter.auth import token_cache, token_create
 from segmenter.models import ApiToken
 
+# What the admin's header, page titles and index call it.
+admin.site.site_header = "Segmenter admin"
+admin.site.site_title = "Segmenter admin"
+admin.site.index_title = "Segments, users and API tokens"
+
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):

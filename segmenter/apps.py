@@ -6,6 +6,4 @@ class SegmenterConfig(AppConfig):
     verbose_name = "API access"
 
     def ready(self) -> None:
-        from segmenter import db, schema  # noqa: F401  (schema registers the auth extension)
-
-        db.install_sqlite_functions()
+        from segmenter import schema  # noqa: F401  (schema registers the auth extension)

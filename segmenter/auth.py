@@ -34,6 +34,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; None when the header is not of that form."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 200:
+        return None
+    return token
+
+
 def token_create(*, name: str, read_only: bool = False) -> tuple[ApiToken, str]:
     """Make a token; the plain token is returned once and never stored."""
     token = "sgm_" + secrets.token_urlsafe(32)
@@ -85,9 +94,8 @@ class TokenAuthentication(authentication.BaseAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or len(token) > 200:
+        token = bearer_token(header)
+        if token is None:
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <token>'.")
         client = token_cache.lookup(token_hash(token))
         if client is None:

@@ -1,6 +1,7 @@
 """Domain errors and the one handler that turns every error into RFC 9457 problem+json."""
 
 import logging
+import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -59,6 +60,15 @@ class SegmentExists(ServiceError):
 
 class ReportNotWritten(ServiceError):
     status, code, title = 503, "report_not_written", "Report not written"
+
+
+class ReportTooLarge(ServiceError):
+    status, code, title = 413, "report_too_large", "Report too large"
+
+    def __init__(self, max_rows: int) -> None:
+        super().__init__(
+            f"The report would have more than {max_rows} rows; ask for a shorter period.", max_rows=max_rows
+        )
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -137,7 +147,7 @@ def exception_handler(exc, context) -> Response:
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
+            headers["Retry-After"] = str(math.ceil(exc.wait))
         code, title = next(
             ((code, title) for cls, code, title in _DRF_CODES if isinstance(exc, cls)),
             (str(exc.default_code), "Error"),

@@ -59,3 +59,21 @@ class SlugListField(serializers.ListField):
         kwargs.setdefault("child", SlugField())
         kwargs.setdefault("max_length", MAX_SLUGS)
         super().__init__(**kwargs)
+
+
+class JSONNumberField(serializers.DecimalField):
+    """A v1 decimal such as `rollout_percent`: a JSON number only ("10.5" as a string is refused)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class JSONIntegerField(serializers.IntegerField):
+    """A v1 integer such as `ttl_seconds`: a JSON integer only (no string, no 10.0)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)

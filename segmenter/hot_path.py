@@ -5,152 +5,226 @@ Other services call these for every page view, and Django's middleware, URL reso
 DRF's request cycle cost several times the query itself. This WSGI wrapper answers only the
 plain success case of `GET /api/v1/users/{id}/segments/`, `GET /api/get_user_segments?user_id=N`
 and `PATCH /api/v1/users/{id}/segments/`: a token the cache knows (a writing one for the PATCH),
-a well-formed id, a registered user, no query-string or Accept variations, and for the PATCH a
-small JSON body of the plain shapes (slugs, or {"slug"} with an integer "ttl_seconds"). It runs
-the same selector or service (one query each; the token comes from the cache) and returns the
-same status, headers and body as Django would. Anything else — a missing or unknown token, a
-malformed id or body, an unknown user or segment, a database error, other settings — goes to
-Django unchanged, which answers it exactly as before: a PATCH that failed changed nothing, and
-Django reads its body again.
+a well-formed id, a registered user, no query-string or Accept variations, an allowed host, HTTPS
+when SECURE_SSL_REDIRECT asks for it, and for the PATCH a JSON body of at most 64 KiB that
+`MembershipsPatchSerializer` accepts. It runs the same selector or service (one query each; the
+token comes from the cache) and returns the same status, headers and body as Django would; the
+headers come from Django's own header middleware, run once at start on a sample response. Anything
+else (a missing or unknown token, a malformed id or body, an unknown user or segment, a database
+error, plain HTTP under SECURE_SSL_REDIRECT) goes to Django unchanged, which answers it exactly as
+before: a PATCH that failed changed nothing, and Django reads its body again. Each request that
+falls through is logged at debug with the reason.
+
+The lane knows the middleware in MIDDLEWARE and the security settings one by one (KNOWN_MIDDLEWARE,
+KNOWN_SETTINGS). Any other one, or DEBUG and the settings in OFF_WHEN_SET, turns it off at start with
+one warning naming them; `SEGMENTER_FAST_LANE=off` turns it off quietly.
 """
 
 import io
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
 
+from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import connection
 from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port, validate_host
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.urls import resolve
 
-from segmenter.auth import ANONYMOUS, Client, token_cache, token_hash
-from segmenter.fields import MAX_SLUGS, MAX_USER_ID, SLUG_RE
+from segmenter import telemetry
+from segmenter.auth import ANONYMOUS, Client, bearer_token, token_cache, token_hash
+from segmenter.fields import MAX_USER_ID
+from segmenter.parsers import JSONParser
 from segments.selectors import user_segment_slugs
-from segments.services import AddItem, memberships_update
+from segments.serializers import MembershipsChangeSerializer, MembershipsPatchSerializer
+from segments.services import memberships_update
+
+logger = logging.getLogger(__name__)
 
 V1_PATH = re.compile(r"/api/v1/users/([0-9]{1,19})/segments/")
 SEED_PATH = "/api/get_user_segments"
+SAMPLE_PATH = {"v1": "/api/v1/users/1/segments/", "seed": SEED_PATH}  # where header middleware may look
 SEED_QUERY = re.compile(r"user_id=([0-9]{1,19})")
 PLAIN_ACCEPT = ("", "*/*", "application/json")
 MAX_PATCH_BODY = 65_536  # larger bodies go to Django, which takes up to 1 MiB
 CONTENT_LENGTH = re.compile(r"[0-9]{1,6}")
 
+# The middleware the lane knows, and why a request it answers needs nothing more from each.
+KNOWN_MIDDLEWARE = {
+    "csp.middleware.CSPMiddleware": "its header is run at start",
+    "axes.middleware.AxesMiddleware": "acts only on admin login attempts",
+    "segmenter.middleware.RequestTelemetryMiddleware": "the lane adds the same X-Request-ID and counts, times and "
+    "logs its requests with the same segmenter/telemetry.py functions",
+    "segmenter.middleware.HeadWithoutBodyMiddleware": "the lane answers GET and PATCH only; HEAD goes to Django",
+    "django.middleware.security.SecurityMiddleware": "its headers are run at start; plain HTTP under "
+    "SECURE_SSL_REDIRECT goes to Django",
+    "segmenter.middleware.ApiBodyLimitMiddleware": "the lane takes bodies of at most 64 KiB with a Content-Length",
+    "whitenoise.middleware.WhiteNoiseMiddleware": "serves static files only",
+    "django.contrib.sessions.middleware.SessionMiddleware": "API views never touch the session",
+    "django.middleware.common.CommonMiddleware": "the lane's URLs resolve as given; PREPEND_WWW and "
+    "DISALLOWED_USER_AGENTS turn it off",
+    "django.middleware.csrf.CsrfViewMiddleware": "API views are CSRF-exempt (token authentication)",
+    "django.contrib.auth.middleware.AuthenticationMiddleware": "API views never read request.user's session",
+    "django.contrib.messages.middleware.MessageMiddleware": "API views add no messages",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": "its header is run at start",
+}
+HEADER_MIDDLEWARE = {
+    "django.middleware.security.SecurityMiddleware": SecurityMiddleware,
+    "csp.middleware.CSPMiddleware": CSPMiddleware,
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": XFrameOptionsMiddleware,
+}
+# Security settings (every name with these prefixes) the lane knows, and what it does with each.
+SECURITY_PREFIXES = ("SECURE_", "CSP", "CONTENT_SECURITY_POLICY", "PERMISSIONS_POLICY", "X_FRAME_OPTIONS")
+KNOWN_SETTINGS = {
+    "SECURE_CONTENT_TYPE_NOSNIFF": "a header of SecurityMiddleware",
+    "SECURE_CROSS_ORIGIN_OPENER_POLICY": "a header of SecurityMiddleware",
+    "SECURE_HSTS_SECONDS": "a header of SecurityMiddleware, on HTTPS requests",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "a header of SecurityMiddleware, on HTTPS requests",
+    "SECURE_HSTS_PRELOAD": "a header of SecurityMiddleware, on HTTPS requests",
+    "SECURE_REFERRER_POLICY": "a header of SecurityMiddleware",
+    "SECURE_PROXY_SSL_HEADER": "whether a request is HTTPS, read by Django's request.is_secure()",
+    "SECURE_SSL_REDIRECT": "plain HTTP goes to Django, which redirects",
+    "SECURE_SSL_HOST": "only the redirect, which Django does",
+    "SECURE_REDIRECT_EXEMPT": "only the redirect, which Django does",
+    "X_FRAME_OPTIONS": "the header of XFrameOptionsMiddleware",
+    "CONTENT_SECURITY_POLICY": "the header of CSPMiddleware, run at start for the lane's paths",
+}
+# Settings that make Django do more for every request when set: the lane is off while any is.
+OFF_WHEN_SET = ("DEBUG", "USE_X_FORWARDED_HOST", "PREPEND_WWW", "DISALLOWED_USER_AGENTS", "FORCE_SCRIPT_NAME")
+
+_PATCH_BODY = MembershipsPatchSerializer()  # validates without state, so one instance serves every thread
+_CHANGE = MembershipsChangeSerializer()
+
+Answer = tuple[list[tuple[str, str]], bytes]
+
 
 def hot_path(app):
     """Wrap Django's WSGI application with the fast lane."""
+    _config()  # at start: the warning, if the lane is off
 
     def application(environ, start_response):
+        started = time.perf_counter()
         method = environ.get("REQUEST_METHOD")
-        answer = _answer(environ) if method == "GET" else _patch_answer(environ) if method == "PATCH" else None
-        if answer is None:
-            return app(environ, start_response)
-        headers, body = answer
-        start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+        with telemetry.bound_id(telemetry.request_id(environ)) as request_id:  # Django keeps the same id
+            answer = _answer(environ) if method == "GET" else _patch_answer(environ) if method == "PATCH" else None
+            if answer is None:
+                return app(environ, start_response)
+            headers, body = answer
+            start_response(
+                "200 OK", [*headers, ("Content-Length", str(len(body))), (telemetry.REQUEST_ID_HEADER, request_id)]
+            )
+            path = environ.get("PATH_INFO", "")
+            route = _config().routes["seed" if path == SEED_PATH else "v1"]
+            telemetry.request_done(route=route, method=method, status=200, started=started, path=path)
         return [body]
 
     return application
 
 
-def _answer(environ) -> tuple[list[tuple[str, str]], bytes] | None:
-    """(headers, JSON body) for a request the fast lane may answer, else None."""
-    if environ.get("REQUEST_METHOD") != "GET" or environ.get("CONTENT_LENGTH") not in (None, "", "0"):
+def _answer(environ) -> Answer | None:
+    """(headers, JSON body) for a GET the fast lane may answer, else None (logged at debug)."""
+    return _logged(environ, _get(environ))
+
+
+def _patch_answer(environ) -> Answer | None:
+    """(headers, JSON body) for a PATCH of a user's segments that the fast lane has applied, else None."""
+    return _logged(environ, _patch(environ))
+
+
+def _logged(environ, result: Answer | str) -> Answer | None:
+    if isinstance(result, str):
+        method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
+        logger.debug("fast lane: %s %s goes to Django: %s", method, path, result)
         return None
-    if "HTTP_TRANSFER_ENCODING" in environ:
-        return None  # a chunked body: Django answers 411
+    return result
+
+
+def _get(environ) -> Answer | str:
     config = _config()
-    if environ.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT or config is None or not _host_allowed(environ, config):
-        return None
+    if config is None:
+        return "the fast lane is off"
+    if environ.get("REQUEST_METHOD") != "GET" or environ.get("CONTENT_LENGTH") not in (None, "", "0"):
+        return "not a GET without a body"
+    if "HTTP_TRANSFER_ENCODING" in environ:
+        return "a chunked body: Django answers 411"
     path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
     match = V1_PATH.fullmatch(path) if not query else SEED_QUERY.fullmatch(query) if path == SEED_PATH else None
-    if match is None or not 1 <= int(match.group(1)) <= MAX_USER_ID:
-        return None
+    if match is None:
+        return "not a fast-lane URL"
+    if environ.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT:
+        return "an Accept header other than JSON"
     user_id = int(match.group(1))
+    if not 1 <= user_id <= MAX_USER_ID:
+        return "a user id out of range"
+    headers = _headers_for(environ, config, "seed" if path == SEED_PATH else "v1")
+    if isinstance(headers, str):
+        return headers
     _recycle_old_connection()
     try:
-        slugs = user_segment_slugs(user_id) if _client(environ, config) is not None else None
-    except Exception:  # noqa: BLE001 - Django answers the same request with its own error handling
-        return None
-    if slugs is None:
-        return None
-    if path == SEED_PATH:
-        return config.seed_headers, _json({"segments": slugs, "user_id": user_id})
-    return config.v1_headers, _json({"user_id": user_id, "segments": slugs})
-
-
-def _patch_answer(environ) -> tuple[list[tuple[str, str]], bytes] | None:
-    """(headers, JSON body) for a PATCH of a user's segments that the fast lane has applied, else None."""
-    config = _config()
-    if (
-        config is None
-        or environ.get("QUERY_STRING")
-        or environ.get("CONTENT_TYPE") != "application/json"
-        or environ.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT
-        or "HTTP_TRANSFER_ENCODING" in environ
-        or not _host_allowed(environ, config)
-    ):
-        return None
-    match, length = V1_PATH.fullmatch(environ.get("PATH_INFO", "")), environ.get("CONTENT_LENGTH", "")
-    if match is None or not 1 <= int(match.group(1)) <= MAX_USER_ID or not CONTENT_LENGTH.fullmatch(length):
-        return None
-    if not 0 < int(length) <= MAX_PATCH_BODY:
-        return None
-    user_id = int(match.group(1))
-    _recycle_old_connection()
-    try:  # the token first: a caller that may not write never gets its body read here
         client = _client(environ, config)
-    except Exception:  # noqa: BLE001 - Django answers the same request with its own error handling
-        return None
-    if client is None or client.read_only:
-        return None
+        if isinstance(client, str):
+            return client
+        slugs = user_segment_slugs(user_id)
+    except Exception as exc:  # noqa: BLE001 - Django answers the same request with its own error handling
+        return f"the database failed ({type(exc).__name__})"
+    if slugs is None:
+        return "an unknown user"
+    if path == SEED_PATH:
+        return headers, _json({"segments": slugs, "user_id": user_id})
+    return headers, _json({"user_id": user_id, "segments": slugs})
+
+
+def _patch(environ) -> Answer | str:
+    config = _config()
+    if config is None:
+        return "the fast lane is off"
+    match = V1_PATH.fullmatch(environ.get("PATH_INFO", ""))
+    if match is None or environ.get("QUERY_STRING"):
+        return "not a fast-lane URL"
+    if config.writes_throttled:
+        return "writes are throttled (SEGMENTER_WRITE_RATE): Django counts them"
+    if "HTTP_TRANSFER_ENCODING" in environ:
+        return "a chunked body: Django answers 411"
+    if environ.get("CONTENT_TYPE") != "application/json" or environ.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT:
+        return "a Content-Type or Accept header other than JSON"
+    length = environ.get("CONTENT_LENGTH", "")
+    if not CONTENT_LENGTH.fullmatch(length) or not 0 < int(length) <= MAX_PATCH_BODY:
+        return f"not a Content-Length of 1 to {MAX_PATCH_BODY} bytes"
+    user_id = int(match.group(1))
+    if not 1 <= user_id <= MAX_USER_ID:
+        return "a user id out of range"
+    headers = _headers_for(environ, config, "v1")
+    if isinstance(headers, str):
+        return headers
+    _recycle_old_connection()
+    try:
+        client = _client(environ, config)  # before the body: no body is read for a caller Django refuses
+    except Exception as exc:  # noqa: BLE001 - Django answers the same request with its own error handling
+        return f"the database failed ({type(exc).__name__})"
+    if isinstance(client, str):
+        return client
+    if client.read_only:
+        return "a read-only token"
     body = environ["wsgi.input"].read(int(length))
     environ["wsgi.input"] = io.BytesIO(body)  # for Django, if it answers instead
-    lists = _patch_lists(body)
-    if lists is None:
-        return None
     try:
-        change = memberships_update(user_id=user_id, add=lists[0], remove=lists[1], source="api", actor=client.name)
-    except Exception:  # noqa: BLE001 - nothing changed; Django answers the same request with its own errors
-        return None
-    return config.v1_headers, _json(
-        {
-            "user_id": user_id,
-            "added": change.added,
-            "updated": change.updated,
-            "removed": change.removed,
-            "segments": change.segments,
-        }
-    )
-
-
-def _patch_lists(body: bytes) -> tuple[list[AddItem], list[str]] | None:
-    """The (add, remove) of a PATCH body in its plain shapes, or None for anything else."""
+        data = _PATCH_BODY.run_validation(JSONParser().parse(io.BytesIO(body)))
+    except Exception as exc:  # noqa: BLE001 - the view runs the same parser and serializer and answers it
+        return f"a body Django refuses ({type(exc).__name__})"
     try:
-        data = json.loads(body.decode())  # UTF-8 only, as Django's parser
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict) or not set(data) <= {"add", "remove"}:
-        return None
-    add, remove = data.get("add", []), data.get("remove", [])
-    if not isinstance(add, list) or not isinstance(remove, list) or len(add) > MAX_SLUGS or len(remove) > MAX_SLUGS:
-        return None
-    items = []
-    for item in add:
-        slug, ttl = item, None
-        if isinstance(item, dict) and set(item) in ({"slug"}, {"slug", "ttl_seconds"}):
-            slug, ttl = item["slug"], item.get("ttl_seconds")
-        if not _is_slug(slug) or (ttl is not None and type(ttl) is not int):
-            return None
-        items.append(AddItem(slug=slug, ttl_seconds=ttl))
-    if not all(_is_slug(slug) for slug in remove):
-        return None
-    return items, remove
-
-
-def _is_slug(value) -> bool:
-    return isinstance(value, str) and SLUG_RE.fullmatch(value) is not None
+        change = memberships_update(
+            user_id=user_id, add=data["add"], remove=data["remove"], source="api", actor=client.name
+        )
+    except Exception as exc:  # noqa: BLE001 - nothing changed; Django answers the same request with its own errors
+        return f"the service refused it ({type(exc).__name__})"
+    return headers, _json(_CHANGE.to_representation(change))
 
 
 def _recycle_old_connection() -> None:
@@ -168,8 +242,10 @@ def _recycle_old_connection() -> None:
 class _Config:
     allowed_hosts: list[str]
     auth: bool
-    v1_headers: list[tuple[str, str]]
-    seed_headers: list[tuple[str, str]]
+    https_only: bool
+    writes_throttled: bool
+    headers: dict[tuple[str, bool], list[tuple[str, str]]]  # by (v1 or seed, is the request HTTPS)
+    routes: dict[str, str]  # v1 or seed: the URL name Django's metrics and logs give its requests
 
 
 _configs: list[_Config | None] = []
@@ -181,60 +257,95 @@ def _forget_config(**kwargs) -> None:
 
 
 def _config() -> _Config | None:
-    """The settings the fast lane needs, read once; None when Django's middleware would add
-    something request-dependent to the 200 (then Django answers every request)."""
+    """The settings the fast lane needs, read once; None when it is off (then Django answers every request)."""
     if not _configs:
-        plain = not (
-            settings.DEBUG
-            or settings.SECURE_SSL_REDIRECT
-            or settings.SECURE_HSTS_SECONDS
-            or settings.USE_X_FORWARDED_HOST
-            or settings.PREPEND_WWW
-            or settings.DISALLOWED_USER_AGENTS
-            or settings.FORCE_SCRIPT_NAME
-        )
-        config = _Config(
-            allowed_hosts=list(settings.ALLOWED_HOSTS),
-            auth=settings.SEGMENTER_AUTH,
-            v1_headers=_headers("GET, PATCH, HEAD, OPTIONS"),
-            seed_headers=_headers("GET, HEAD, OPTIONS"),
-        )
-        _configs.append(config if plain else None)
+        _configs.append(_read_config())
     return _configs[0]
 
 
-def _host_allowed(environ, config: _Config) -> bool:
+def _read_config() -> _Config | None:
+    if not settings.SEGMENTER_FAST_LANE:
+        logger.info("fast lane off (SEGMENTER_FAST_LANE=off): Django answers every request")
+        return None
+    unknown = unknown_settings()
+    if unknown:
+        logger.warning(
+            "fast lane off: Django answers every request; segmenter/hot_path.py does not know %s", ", ".join(unknown)
+        )
+        return None
+    _PATCH_BODY.fields  # noqa: B018 - build the fields once, before threads share them
+    allow = {"v1": "GET, PATCH, HEAD, OPTIONS", "seed": "GET, HEAD, OPTIONS"}
+    return _Config(
+        allowed_hosts=list(settings.ALLOWED_HOSTS),
+        auth=settings.SEGMENTER_AUTH,
+        https_only=settings.SECURE_SSL_REDIRECT,
+        writes_throttled=settings.SEGMENTER_WRITE_RATE is not None,
+        headers={
+            (kind, secure): _headers(allow[kind], secure, SAMPLE_PATH[kind])
+            for kind in allow
+            for secure in (False, True)
+        },
+        routes={"v1": resolve("/api/v1/users/1/segments/").view_name, "seed": resolve(SEED_PATH).view_name},
+    )
+
+
+def unknown_settings() -> list[str]:
+    """The middleware and security settings the lane was not taught about, and the OFF_WHEN_SET that are set."""
+    found = [f"middleware {name}" for name in settings.MIDDLEWARE if name not in KNOWN_MIDDLEWARE]
+    found += [
+        f"setting {name}" for name in dir(settings) if name.startswith(SECURITY_PREFIXES) and name not in KNOWN_SETTINGS
+    ]
+    found += [f"{name}={getattr(settings, name)!r}" for name in OFF_WHEN_SET if getattr(settings, name)]
+    return found
+
+
+class _EnvironRequest(HttpRequest):
+    """Just what Django's own `is_secure()` reads: META and the WSGI scheme."""
+
+    def __init__(self, environ) -> None:  # no super(): the rest of a request is not needed
+        self.META = environ
+
+    def _get_scheme(self) -> str:
+        return self.META.get("wsgi.url_scheme", "http")
+
+
+def _headers_for(environ, config: _Config, kind: str) -> list[tuple[str, str]] | str:
+    """The headers of the 200 for this request, or why it goes to Django."""
     domain, _ = split_domain_port(environ.get("HTTP_HOST", ""))
-    return bool(domain) and validate_host(domain, config.allowed_hosts)
+    if not domain or not validate_host(domain, config.allowed_hosts):
+        return "a host not in ALLOWED_HOSTS"
+    secure = _EnvironRequest(environ).is_secure()
+    if config.https_only and not secure:
+        return "plain HTTP under SECURE_SSL_REDIRECT"
+    return config.headers[kind, secure]
 
 
-def _client(environ, config: _Config) -> Client | None:
-    """Who calls, when the cache knows the token (or auth is off); None leaves the request to Django."""
+def _headers(allow: str, secure: bool, path: str) -> list[tuple[str, str]]:
+    """The headers of this 200 as DRF writes them and the header middleware adds to them, in its order."""
+    response = HttpResponse(content_type="application/json")
+    response["Allow"] = allow
+    request = _EnvironRequest({"wsgi.url_scheme": "https" if secure else "http"})
+    request.path_info = path
+    for name in reversed(settings.MIDDLEWARE):
+        if name in HEADER_MIDDLEWARE:
+            response = HEADER_MIDDLEWARE[name](_unused).process_response(request, response)
+    return list(response.items())
+
+
+def _unused(request):
+    raise AssertionError("only process_response runs")
+
+
+def _client(environ, config: _Config) -> Client | str:
+    """Who calls, when the cache knows the token (or auth is off), or why the request goes to Django."""
     if not config.auth:
         return ANONYMOUS
-    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 200:
-        return None
-    return token_cache.lookup(token_hash(token))
+    token = bearer_token(environ.get("HTTP_AUTHORIZATION", ""))
+    if token is None:
+        return "no 'Authorization: Bearer' token"
+    return token_cache.lookup(token_hash(token)) or "an unknown token"
 
 
 def _json(data: dict) -> bytes:
     # As DRF's JSONRenderer writes it (compact, UTF-8).
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _headers(allow: str) -> list[tuple[str, str]]:
-    """The headers Django's middleware and DRF put on this 200 under the current settings."""
-    headers = [("Content-Type", "application/json"), ("Allow", allow)]
-    if settings.X_FRAME_OPTIONS:
-        headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS.upper()))
-    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
-        headers.append(("X-Content-Type-Options", "nosniff"))
-    policy = settings.SECURE_REFERRER_POLICY
-    if policy:
-        values = [value.strip() for value in policy.split(",")] if isinstance(policy, str) else policy
-        headers.append(("Referrer-Policy", ",".join(values)))
-    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
-        headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
-    return headers

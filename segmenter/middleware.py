@@ -1,5 +1,8 @@
+import time
+
 from django.conf import settings
 
+from segmenter import telemetry
 from segmenter.errors import problem_json_response
 
 
@@ -27,6 +30,28 @@ def api_body_refusal(path: str, content_length: str | None, transfer_encoding: s
     return None
 
 
+class RequestTelemetryMiddleware:
+    """Give every response an X-Request-ID, and count, time and log every request (segmenter/telemetry.py).
+
+    First in MIDDLEWARE, so that it sees every response the others make, and times them all.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        with telemetry.bound_id(telemetry.request_id(request.META)) as request_id:
+            response = self.get_response(request)
+            response[telemetry.REQUEST_ID_HEADER] = request_id
+            match = request.resolver_match
+            route = match.view_name if match else telemetry.UNMATCHED
+            telemetry.request_done(
+                route=route, method=request.method, status=response.status_code, started=started, path=request.path
+            )
+        return response
+
+
 class ApiBodyLimitMiddleware:
     """Refuse API request bodies over 1 MiB before anything reads them (413 problem+json), and chunked
     bodies (411)."""
@@ -39,3 +64,24 @@ class ApiBodyLimitMiddleware:
             request.path, request.META.get("CONTENT_LENGTH"), request.META.get("HTTP_TRANSFER_ENCODING")
         )
         return refusal or self.get_response(request)
+
+
+class HeadWithoutBodyMiddleware:
+    """Answer HEAD as GET without the body, whatever server runs the app.
+
+    The views answer HEAD with their GET handler; this drops what they wrote, so a keep-alive
+    client never reads a HEAD's body as the start of the next response. The headers stay those of
+    the GET (Content-Length included, as HTTP allows).
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.method == "HEAD":
+            if response.streaming:
+                response.streaming_content = []
+            else:
+                response.content = b""
+        return response

@@ -17,3 +17,13 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class JobRun(models.Model):
+    """When a background job last finished a run (the expiry sweep's age is a metric)."""
+
+    name = models.CharField(max_length=50, unique=True)
+    finished_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} finished at {self.finished_at}"

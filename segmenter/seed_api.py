@@ -18,6 +18,7 @@ from segmenter.errors import UserNotFound
 from segmenter.fields import SlugField, SlugListField, UserIdField
 from segmenter.parsers import AnyContentTypeJSONParser
 from segmenter.serializers import problems, validated
+from segmenter.throttles import ReportThrottle
 from segments import selectors, services
 from segments.serializers import MembershipsChangeSerializer
 from segments.services.memberships import AddItem
@@ -188,11 +189,13 @@ class AutoAssignSegmentView(SeedView):
 
 
 class GetUserHistoryView(SeedView):
+    throttle_classes = [ReportThrottle]  # each call writes a report file
+
     @extend_schema(
         summary="A user's history of a period as a CSV file URL (seed API); fields in a JSON body or the query string",
         request=GetUserHistorySerializer,
         parameters=[GetUserHistorySerializer],
-        responses={200: CsvUrlSerializer, **problems(400, 401)},
+        responses={200: CsvUrlSerializer, **problems(400, 401, 413, 429)},
     )
     def get(self, request):
         data = validated(GetUserHistorySerializer, self.body_or_query(request))

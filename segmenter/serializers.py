@@ -27,8 +27,9 @@ PROBLEM_STATUSES = {
     403: "Read-only token on a write (permission_denied)",
     404: "Unknown user, segment or path",
     409: "The segment exists (segment_exists)",
-    413: "Body over 1 MiB (payload_too_large)",
+    413: "Body over 1 MiB (payload_too_large), or a report over its row cap (report_too_large)",
     415: "Body is not JSON (unsupported_media_type)",
+    429: "Too many requests with this token (throttled); Retry-After says when to retry",
 }
 
 

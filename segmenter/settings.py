@@ -1,9 +1,14 @@
 """Settings, read from the environment (see the configuration table in README.md)."""
 
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+from segmenter import local_db
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -20,6 +25,10 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 SEGMENTER_AUTH = env.str("SEGMENTER_AUTH", default="on").lower() != "off"
+# `off` sends the hot path's requests through Django too (segmenter/hot_path.py).
+SEGMENTER_FAST_LANE = env.str("SEGMENTER_FAST_LANE", default="on").lower() != "off"
+# `off` counts nothing per request or query; /metrics then serves only the gauges read from the database.
+SEGMENTER_METRICS = env.str("SEGMENTER_METRICS", default="on").lower() != "off"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -29,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -39,7 +49,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "segmenter.middleware.RequestTelemetryMiddleware",
+    "segmenter.middleware.HeadWithoutBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "segmenter.middleware.ApiBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -48,7 +61,19 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Admin login: after DJANGO_ADMIN_LOCKOUT_FAILURES wrong passwords for one username from one
+# address, that pair is refused (429) for DJANGO_ADMIN_LOCKOUT_MINUTES, even with the right
+# password (django-axes; attempts are stored in the database, so every process sees them).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("DJANGO_ADMIN_LOCKOUT_FAILURES", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("DJANGO_ADMIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the cool-off runs from the lockout, whatever follows
+AXES_CLIENT_IP_CALLABLE = "segmenter.client_ip.client_ip"
 
 ROOT_URLCONF = "segmenter.urls"
 WSGI_APPLICATION = "segmenter.wsgi.application"
@@ -68,18 +93,16 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Without DATABASE_URL: the embedded server of the quickstart (`make db`, run by `make run` and `make test`).
+DATABASES = {"default": env.db_url_config(env.str("DATABASE_URL", default="") or local_db.url())}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # Writers queue for the lock instead of failing: take it when the transaction begins.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=600)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+if SEGMENTER_METRICS:  # django-prometheus's backend counts queries and connections (django_db_* metrics)
+    DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+        "django.db.backends.", "django_prometheus.db.backends."
     )
-else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=600)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -110,14 +133,55 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["segmenter.auth.TokenPermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["segmenter.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "segmenter.schema.AutoSchema",
     "EXCEPTION_HANDLER": "segmenter.errors.exception_handler",
     "DEFAULT_METADATA_CLASS": None,  # OPTIONS is a 405: its metadata crashed on viewsets and described internals
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
     "COERCE_DECIMAL_TO_STRING": False,
+    "DEFAULT_THROTTLE_CLASSES": ["segmenter.throttles.WriteThrottle"],
 }
 
+
+def _rate(name: str, default: str | None) -> str | None:
+    """A DRF rate such as `30/min` (per second, minute, hour or day); empty means no limit."""
+    value = env.str(name, default=default or "").strip()
+    if value and not re.fullmatch(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name} must look like 30/min (per s, min, hour or day), not {value!r}")
+    return value or None
+
+
+# Per API token: report requests (each reads a period and may write a file), and optionally writes.
+SEGMENTER_REPORT_RATE = _rate("SEGMENTER_REPORT_RATE", "30/min")
+SEGMENTER_WRITE_RATE = _rate("SEGMENTER_WRITE_RATE", None)
+# A report of more rows is refused (413) before anything is written; report files live this long.
+SEGMENTER_REPORT_MAX_ROWS = env.int("SEGMENTER_REPORT_MAX_ROWS", default=10_000_000)
+SEGMENTER_REPORT_TTL_HOURS = env.float("SEGMENTER_REPORT_TTL_HOURS", default=24.0)
+if SEGMENTER_REPORT_MAX_ROWS < 1 or SEGMENTER_REPORT_TTL_HOURS <= 0:
+    raise ImproperlyConfigured("SEGMENTER_REPORT_MAX_ROWS and SEGMENTER_REPORT_TTL_HOURS must be positive")
+
+# Throttle counts must be shared by every server process: a table in the database
+# (created by migration segmenter/0002).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "segmenter_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+}
+
+# Swagger UI's groups, in this order: the v1 API by resource, then the health check and the older API.
+SCHEMA_TAGS = [
+    {"name": "segments", "description": "Segments: create, change and delete them, list members, roll out by percent."},
+    {"name": "users", "description": "Users and their segments: register, read (the hot path), add and remove."},
+    {"name": "history and reports", "description": "When a user entered or left a segment: events and CSV reports."},
+    {"name": "health", "description": "Is the service up and its database reachable (no token needed)."},
+    {
+        "name": "older API",
+        "description": "The API of the older service this one replaces, kept unchanged for its clients. "
+        "New clients use /api/v1/.",
+    },
+]
 SPECTACULAR_SETTINGS = {
     "TITLE": "Segmenter API",
     "DESCRIPTION": "Dynamic user segmentation: segments, memberships, rollouts and history.",
@@ -128,6 +192,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    "TAGS": SCHEMA_TAGS,
+    "SCHEMA_PATH_PREFIX": "/api/",  # operation ids leave it out (it is no longer every path's prefix: /metrics)
 }
 
 # Security: headers always; HTTPS-only cookies and HSTS unless running in DEBUG.
@@ -139,17 +205,52 @@ SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
 SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]  # load balancers and docker health checks speak plain HTTP
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# HSTS: max-age alone unless asked; includeSubDomains and preload bind every subdomain of the
+# domain (and, preloaded, browsers for months), which only the domain's owner can decide.
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
-SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
+# Deploy-check warnings W005 (no includeSubDomains) and W021 (no preload) say the two settings
+# above are off; that is the default on purpose (docs/security.md), so they are not warnings here.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+# X-Forwarded-Proto says whether the client spoke HTTPS; only a proxy we run may say so. Any
+# client could send it, so it is believed only behind a trusted proxy (docs/security.md).
+DJANGO_TRUSTED_PROXY = env.bool("DJANGO_TRUSTED_PROXY", default=False)
+if DJANGO_TRUSTED_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content-Security-Policy on every response (django-csp): the admin, its inline SVG chart and
+# Swagger UI (served from this app by drf-spectacular-sidecar, its script a file of its own) need
+# nothing from elsewhere and no inline script or style; Swagger UI draws some icons as data: URLs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
+# One JSON object a line, each with the id of the request (or of the worker's round) it belongs to.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        }
+    },
+    "filters": {"request_id": {"()": "segmenter.telemetry.RequestIdFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

@@ -1,10 +1,13 @@
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
 from reports import views as reports_views
 from segmenter import seed_api, views
+from segmenter.metrics import MetricsView
 from segments.views import SegmentViewSet
 from users.views import UserViewSet
 
@@ -12,13 +15,19 @@ router = SimpleRouter()
 router.register("segments", SegmentViewSet, basename="segment")
 router.register("users", UserViewSet, basename="user")
 
+# Swagger UI sets style attributes from its script, so its page alone allows inline styles (its
+# script is a file: SpectacularSwaggerSplitView; inline scripts stay refused everywhere).
+swagger_ui = csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="schema"))
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/health/", views.health, name="health"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/docs/", swagger_ui, name="docs"),
     path("api/v1/reports/", reports_views.ReportsView.as_view(), name="reports"),
     path("api/v1/reports/history.csv", reports_views.HistoryCsvView.as_view(), name="history-csv"),
+    path("api/v1/users/<str:user_id>/history/", reports_views.UserHistoryView.as_view(), name="user-history"),
     path("api/v1/", include(router.urls)),
     path("api/create_segment", seed_api.CreateSegmentView.as_view()),
     path("api/delete_segment", seed_api.DeleteSegmentView.as_view()),

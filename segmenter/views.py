@@ -22,7 +22,7 @@ from segmenter.serializers import ProblemSerializer
     },
     auth=[],
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @authentication_classes([])
 @permission_classes([AllowAny])
 def health(request):

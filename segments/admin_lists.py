@@ -9,7 +9,6 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from segmenter.db import now_sql
 from segments.models import Membership
 
 MEMBER_COUNT_CAP = 10_000
@@ -33,7 +32,7 @@ def with_capped_member_counts(segments: QuerySet) -> QuerySet:
         ),
         member_due=RawSQL(
             "SELECT count(*) FROM segments_membership d"
-            f" WHERE d.segment_id = segments_segment.id AND d.expires_at <= {now_sql()}",
+            " WHERE d.segment_id = segments_segment.id AND d.expires_at <= now()",
             [],
         ),
     )

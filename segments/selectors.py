@@ -4,7 +4,6 @@ from django.db import connection
 from django.db.models import Count, Q
 from django.db.models.functions import Now
 
-from segmenter.db import now_sql
 from segments.models import Membership, Segment
 
 ACTIVE = Q(memberships__expires_at__isnull=True) | Q(memberships__expires_at__gt=Now())
@@ -16,7 +15,7 @@ def user_segment_slugs(user_id: int) -> list[str] | None:
         cursor.execute(
             "SELECT u.id, s.slug FROM users_user u"
             " LEFT JOIN segments_membership m ON m.user_id = u.id"
-            f" AND (m.expires_at IS NULL OR m.expires_at > {now_sql()})"
+            " AND (m.expires_at IS NULL OR m.expires_at > now())"
             " LEFT JOIN segments_segment s ON s.id = m.segment_id"
             " WHERE u.id = %s",
             [user_id],

@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from segmenter.fields import SlugField, SlugListField, UserIdField
+from segmenter.fields import JSONIntegerField, JSONNumberField, SlugField, SlugListField, UserIdField
 from segmenter.serializers import StrictSerializer
 from segments.services.memberships import MAX_TTL_SECONDS, AddItem
 
@@ -20,14 +20,14 @@ class SegmentSerializer(serializers.Serializer):
 class SegmentCreateSerializer(StrictSerializer):
     slug = SlugField()
     description = serializers.CharField(max_length=10_000, allow_blank=True, required=False, default="")
-    rollout_percent = serializers.DecimalField(**PERCENT, required=False, default=0)
+    rollout_percent = JSONNumberField(**PERCENT, required=False, default=0)
 
 
 class SegmentChangeSerializer(StrictSerializer):
     """PUT and PATCH: the fields to set; a missing field keeps its value."""
 
     description = serializers.CharField(max_length=10_000, allow_blank=True, required=False)
-    rollout_percent = serializers.DecimalField(**PERCENT, required=False)
+    rollout_percent = JSONNumberField(**PERCENT, required=False)
 
 
 class MemberSerializer(serializers.Serializer):
@@ -38,7 +38,7 @@ class MemberSerializer(serializers.Serializer):
 
 
 class RolloutRequestSerializer(StrictSerializer):
-    percent = serializers.DecimalField(**PERCENT)
+    percent = JSONNumberField(**PERCENT)
     dry_run = serializers.BooleanField(required=False, default=False)
 
 
@@ -82,7 +82,7 @@ class AddItemField(serializers.Field):
 class AddItemObjectSerializer(StrictSerializer):
     slug = SlugField()
     expires_at = serializers.DateTimeField(required=False)
-    ttl_seconds = serializers.IntegerField(required=False, min_value=1, max_value=MAX_TTL_SECONDS)
+    ttl_seconds = JSONIntegerField(required=False, min_value=1, max_value=MAX_TTL_SECONDS)
 
     def validate(self, attrs):
         if "expires_at" in attrs and "ttl_seconds" in attrs:

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from django.db import connection, transaction
 
-from segmenter.db import is_postgres, lock_clause, now_sql
+from segmenter.db import CLOCK
 from segmenter.errors import UserNotFound
 from segments.services import memberships_remove_all, rollout_join_users
 
@@ -21,18 +21,11 @@ def users_register(*, user_ids: list[int], actor: str) -> tuple[int, int]:
         return 0, 0
     with transaction.atomic():
         with connection.cursor() as cursor:
-            if is_postgres():
-                cursor.execute(
-                    "INSERT INTO users_user (id, created_at) SELECT unnest(%s::bigint[]), now()"
-                    " ON CONFLICT (id) DO NOTHING RETURNING id",
-                    [ids],
-                )
-            else:
-                values = ", ".join([f"(%s, {now_sql()})"] * len(ids))
-                cursor.execute(
-                    f"INSERT INTO users_user (id, created_at) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id",
-                    ids,
-                )
+            cursor.execute(
+                f"INSERT INTO users_user (id, created_at) SELECT unnest(%s::bigint[]), {CLOCK}"
+                " ON CONFLICT (id) DO NOTHING RETURNING id",
+                [ids],
+            )
             created = [row[0] for row in cursor.fetchall()]
         if created:
             rollout_join_users(user_ids=created, actor=actor)
@@ -43,7 +36,7 @@ def user_delete(*, user_id: int, actor: str) -> int:
     """Delete a user; each of its memberships leaves with a `user_deleted` event. Returns how many."""
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT id FROM users_user WHERE id = %s{lock_clause('UPDATE')}", [user_id])
+            cursor.execute("SELECT id FROM users_user WHERE id = %s FOR UPDATE", [user_id])
             if cursor.fetchone() is None:
                 raise UserNotFound(user_id)
         removed = memberships_remove_all(user_id=user_id, source="user_deleted", actor=actor)
@@ -55,13 +48,14 @@ def user_delete(*, user_id: int, actor: str) -> int:
 def users_seed(*, count: int, start: int, actor: str, progress: Callable[[int], None] | None = None) -> int:
     """Register users start..start+count-1 in batches of set-based inserts; returns how many were new."""
     created = 0
-    batch = 100_000 if is_postgres() else 10_000  # SQLite caps the parameters of one statement
+    batch = 100_000
     for batch_start in range(start, start + count, batch):
         batch_end = min(batch_start + batch, start + count) - 1
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(
-                    f"INSERT INTO users_user (id, created_at) SELECT x, {now_sql()} FROM {_id_range()}"
+                    f"INSERT INTO users_user (id, created_at) SELECT x, {CLOCK}"
+                    " FROM generate_series(%s::bigint, %s::bigint) AS g(x)"
                     " WHERE true ON CONFLICT (id) DO NOTHING RETURNING id",
                     [batch_start, batch_end],
                 )
@@ -72,9 +66,3 @@ def users_seed(*, count: int, start: int, actor: str, progress: Callable[[int], 
         if progress:
             progress(batch_end - batch_start + 1)
     return created
-
-
-def _id_range() -> str:
-    if is_postgres():
-        return "generate_series(%s::bigint, %s::bigint) AS g(x)"
-    return "(WITH RECURSIVE g(x) AS (SELECT %s UNION ALL SELECT x + 1 FROM g WHERE x < %s) SELECT x FROM g) AS r"

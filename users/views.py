@@ -4,12 +4,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from reports.serializers import HistoryEventSerializer, PeriodQuerySerializer
-from reports.services import user_history
 from segmenter.auth import actor_of
 from segmenter.errors import UserNotFound
 from segmenter.fields import parse_user_id
-from segmenter.pagination import TimePagination
 from segmenter.serializers import problems, validated
 from segments import selectors
 from segments.serializers import MembershipsChangeSerializer, MembershipsPatchSerializer
@@ -89,40 +86,29 @@ class UserViewSet(viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        methods=["GET"],
         summary="The user's active segments (the hot path)",
         parameters=[USER_ID_PARAM],
         responses={200: UserSegmentsSerializer, **problems(400, 401, 404)},
     )
+    @action(detail=True, methods=["get"])
+    def segments(self, request, user_id=None):
+        user_id = user_id_from(self.kwargs)
+        slugs = selectors.user_segment_slugs(user_id)
+        if slugs is None:
+            raise UserNotFound(user_id)
+        return Response({"user_id": user_id, "segments": slugs})
+
     @extend_schema(
-        methods=["PATCH"],
         summary="Add and remove the user's segments, all or nothing",
         parameters=[USER_ID_PARAM],
         request=MembershipsPatchSerializer,
         responses={200: MembershipsChangeSerializer, **problems(400, 401, 403, 404, 413, 415)},
     )
-    @action(detail=True, methods=["get", "patch"])
-    def segments(self, request, user_id=None):
+    @segments.mapping.patch
+    def segments_change(self, request, user_id=None):
         user_id = user_id_from(self.kwargs)
-        if request.method == "GET":
-            slugs = selectors.user_segment_slugs(user_id)
-            if slugs is None:
-                raise UserNotFound(user_id)
-            return Response({"user_id": user_id, "segments": slugs})
         data = validated(MembershipsPatchSerializer, request.data)
         change = memberships_update(
             user_id=user_id, add=data["add"], remove=data["remove"], source="api", actor=actor_of(request)
         )
         return Response(MembershipsChangeSerializer(change).data)
-
-    @extend_schema(
-        summary="The user's history events of a period, oldest first",
-        parameters=[USER_ID_PARAM, PeriodQuerySerializer],
-        responses={200: HistoryEventSerializer(many=True), **problems(400, 401, 404)},
-    )
-    @action(detail=True, methods=["get"], pagination_class=TimePagination)
-    def history(self, request, user_id=None):
-        user_id = user_id_from(self.kwargs)
-        period = validated(PeriodQuerySerializer, request.query_params.dict())["period"]
-        page = self.paginate_queryset(user_history(user_id=user_id, period=period))
-        return self.get_paginated_response(HistoryEventSerializer(page, many=True).data)

@@ -91,7 +91,7 @@ def test_pgbench_script__same_sql_as_the_hot_path_with_a_random_id():
 
 
 @pytest.mark.django_db
-def test_hot_sql__same_as_the_selector_on_postgres(on_postgres):
+def test_hot_sql__same_as_the_selector():
     with CaptureQueriesContext(connection) as queries:
         user_segment_slugs(7)
     assert [query["sql"] for query in queries] == [HOT_SQL % 7]

@@ -2,6 +2,7 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta, timezone
 
+from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,7 @@ def test_line__any_actor__csv_readers_get_every_field_back(actor, at):
     text = csv_format.line(1000, "AVITO_DISCOUNT_30", "added", at, "api", actor, detail=True)
     assert text.endswith("\n")
     (record,) = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
-    shown = "'" + actor if actor.startswith(csv_format.FORMULA_START) else actor
+    shown = "'" + actor if csv_format.is_formula(actor) else actor
     assert record == ["1000", "AVITO_DISCOUNT_30", "added", at.strftime("%Y-%m-%dT%H:%M:%SZ"), "api", shown]
 
 
@@ -50,7 +51,7 @@ def test_header__detail_or_not__column_names():
         ACTORS | st.sampled_from(["=cmd()", "+1", "-2", "@x", "\tx", "\r=y", "'=z"]), min_size=1, max_size=5
     )
 )
-def test_copy_csv__any_actors__same_bytes_as_the_fallback(on_postgres, db, actors):
+def test_copy_csv__any_actors__same_bytes_as_the_streamed_lines(db, actors):
     HistoryEvent.objects.all().delete()
     for second, actor in enumerate(actors):
         HistoryEvent.objects.create(
@@ -65,3 +66,45 @@ def test_copy_csv__any_actors__same_bytes_as_the_fallback(on_postgres, db, actor
     copied = io.BytesIO()
     export.copy_csv(copied, *export.copy_sql(query, detail=True))
     assert copied.getvalue() == "".join(export.lines(query, detail=True)).encode()
+
+
+def test_line__formula_after_nfkc_normalisation__prefixed_and_actor_kept():
+    at = datetime(2023, 8, 31, 10, 25, 4, tzinfo=UTC)
+    actors = ("＝cmd()", "﹢1", "＠SUM(A1)", "⁼x", "名前")  # full-width, small and superscript forms
+    lines = [csv_format.line(1, "S", "added", at, "api", actor, detail=True) for actor in actors]
+    assert [line.rsplit(";", 1)[1] for line in lines] == ["'＝cmd()\n", "'﹢1\n", "'＠SUM(A1)\n", "'⁼x\n", "名前\n"]
+
+
+def test_formula_rule__every_code_point__postgres_and_python_agree(db):
+    """COPY's SQL test and csv_format.is_formula flag the same first characters, all of Unicode."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i FROM generate_series(1, 1114111) AS i"
+            f" WHERE i NOT BETWEEN 55296 AND 57343 AND {csv_format.FORMULA_SQL.replace('actor', 'chr(i) || %s')}",
+            ["x", csv_format.FORMULA_SQL_PATTERN],
+        )
+        in_sql = sorted(row[0] for row in cursor.fetchall())
+    in_python = [i for i in range(1, 0x110000) if not 0xD800 <= i <= 0xDFFF and csv_format.is_formula(chr(i) + "x")]
+    assert in_sql == in_python
+    assert {0xFF1D, 0xFE62, 0x207C, ord("="), ord("\t")} <= set(in_python)
+
+
+def test_copy_csv__full_width_formula_actor__prefixed_as_in_python(db):
+    for second, actor in enumerate(["＝HYPERLINK(1)", "﹫x", "plain"]):
+        HistoryEvent.objects.create(
+            user_id=1,
+            segment_slug="S",
+            operation="added",
+            source="api",
+            actor=actor,
+            at=datetime(2023, 8, 1, 0, 0, second, tzinfo=UTC),
+        )
+    query = HistoryQuery(period=period_of(Month(2023, 8)))
+    copied = io.BytesIO()
+    export.copy_csv(copied, *export.copy_sql(query, detail=True))
+    assert copied.getvalue() == "".join(export.lines(query, detail=True)).encode()
+    assert [line.rsplit(b";", 1)[1] for line in copied.getvalue().splitlines()] == [
+        "'＝HYPERLINK(1)".encode(),
+        "'﹫x".encode(),
+        b"plain",
+    ]

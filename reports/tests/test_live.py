@@ -12,9 +12,9 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from segmenter.auth import token_create
+from segmenter.tests.live import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,14 +40,13 @@ def http(method: str, url: str, body: dict | None = None, token: str | None = No
 
 
 @pytest.fixture
-def server(on_postgres, transactional_db, settings):
-    db = connection.settings_dict
+def server(transactional_db, settings):
     port = free_port()
     env = {
         **os.environ,
         "DJANGO_SECRET_KEY": "live-test-key",
         "DJANGO_DEBUG": "false",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": database_url(),
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "1",

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from reports import export
@@ -265,7 +264,7 @@ def test_reports_purge__no_reports_folder__nothing(db):
     assert reports_purge(older_than=timedelta(0)) == 0
 
 
-def test_copy_csv__postgres__same_bytes_as_the_python_fallback(on_postgres, db):
+def test_copy_csv__any_rows__same_bytes_as_the_streamed_lines(db):
     actors = ["", "a;b", '"', "x\ny", "ok", "ü"]
     HistoryEvent.objects.bulk_create(
         HistoryEvent(
@@ -284,7 +283,6 @@ def test_copy_csv__postgres__same_bytes_as_the_python_fallback(on_postgres, db):
         assert export.copy_csv(copied, *export.copy_sql(query, detail=detail)) == 3000
         fallback = b"".join(data for data, _ in export.chunks(export.lines(query, detail=detail)))
         assert copied.getvalue() == fallback
-    assert connection.vendor == "postgresql"
 
 
 def test_history_csv__expiries_either_side_of_midnight__each_in_its_months_report(member):

@@ -33,6 +33,8 @@ def database_url(name: str | None = None, port: int | None = None) -> str:
     user = db.get("USER") or "postgres"
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     host = db.get("HOST") or "127.0.0.1"
+    if host.startswith("/") and port is None:  # a Unix socket folder (the embedded server)
+        return f"postgres://{user}{password}@/{host}/{name or db['NAME']}"
     return f"postgres://{user}{password}@{host}:{port or db.get('PORT') or 5432}/{name or db['NAME']}"
 
 
@@ -127,6 +129,11 @@ class Server:
     def log_tail(self) -> str:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")[-3000:]
+
+    def log_lines(self) -> list[str]:
+        """Everything the server wrote so far, line by line (the file's offset stays at its end)."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace").splitlines()
 
     @property
     def requests_made(self) -> int:

@@ -38,7 +38,7 @@ def test_compose__commands__migrate_seed_serve_and_sweep_loop():
     assert services["web"]["command"] == ["make", "migrate", "seed", "serve"]
     assert services["worker"]["command"] == ["make", "worker"]
     makefile = (ROOT / "Makefile").read_text()
-    assert "expire_memberships --loop" in makefile
+    assert "manage.py worker" in makefile
     assert {"migrate", "seed", "serve", "worker", "install", "static"} <= make_targets()
     assert services["web"]["ports"] == ["8000:8000"]
 

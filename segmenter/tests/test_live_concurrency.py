@@ -5,6 +5,7 @@ gunicorn worker processes), then checks that no request failed, that no deadlock
 and that the history invariant holds (segments/tests/history_replay.py).
 """
 
+import csv
 import random
 import subprocess
 import sys
@@ -14,12 +15,13 @@ import pytest
 import requests
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from segmenter.auth import token_create
 from segmenter.tests.live import database_url, gunicorn, server_env
 from segments.models import HistoryEvent, Membership, Segment
 from segments.services import is_covered, rollout_apply, segment_create
-from segments.tests.history_replay import assert_database_history_replays
+from segments.tests.history_replay import assert_database_history_replays, replay_problems
 from users.models import User
 from users.services import users_register
 
@@ -47,12 +49,12 @@ def run_clients(count: int, client) -> None:
 
 
 @pytest.fixture
-def token(on_postgres) -> str:
+def token() -> str:
     return token_create(name="load")[1]
 
 
 @pytest.fixture
-def deadlocks_before(on_postgres) -> int:
+def deadlocks_before() -> int:
     return deadlocks()
 
 
@@ -171,7 +173,11 @@ def test_live__two_expiry_sweeps_at_once_during_updates__each_expiry_written_onc
     users_register(user_ids=list(range(1, 2001)), actor="setup")
     rollout_apply(slug="T", percent=100, actor="setup")
     with connection.cursor() as cursor:  # time passes: every membership of T is due, none is swept yet
-        cursor.execute("UPDATE segments_membership SET expires_at = now() - interval '1 minute'")
+        cursor.execute("UPDATE segments_historyevent SET at = at - interval '2 minutes'")
+        cursor.execute(
+            "UPDATE segments_membership SET added_at = added_at - interval '2 minutes',"
+            " expires_at = now() - interval '1 minute'"
+        )
     sweep = [sys.executable, "manage.py", "expire_memberships"]
     env = server_env(database_url())
 
@@ -245,3 +251,39 @@ def test_live__user_deletion_races_with_rollout_changes__history_replays(token, 
     percent = Segment.objects.get(slug="R").rollout_percent
     members = set(Membership.objects.filter(segment__slug="R").values_list("user_id", flat=True))
     assert members == {user_id for user_id in range(1, 301) if is_covered("R", user_id, percent)}
+
+
+def test_live__one_user_and_one_segment_patched_at_once_while_rollouts_change__report_replays(token, deadlocks_before):
+    """As the defect was found: 16 clients PATCH one user (and many users one segment) while a rollout
+    of one of those segments changes; the month's CSV report, in its order, replays to the final state."""
+    slugs = [f"S{i}" for i in range(5)]
+    for slug in [*slugs, "ONE", "R"]:
+        segment_create(slug=slug, actor="setup")
+    users_register(user_ids=list(range(1, 41)), actor="setup")
+
+    with gunicorn(database_url()) as server:
+
+        def client(index: int) -> None:
+            rng, session = random.Random(index), server.session(token)
+            for _ in range(20):
+                if index < 2:
+                    body = {"percent": rng.choice([0, 30, 70, 100])}
+                    assert server.call(session, "POST", "/api/v1/segments/R/rollout/", body).status_code == 200
+                    continue
+                user_id, chosen = (
+                    (1, rng.sample([*slugs, "R"], 3)) if index < 10 else (rng.randint(1, 40), ["ONE", "R"])
+                )
+                rng.shuffle(chosen)
+                body = {"add": chosen[:1], "remove": chosen[1:]}
+                assert server.call(session, "PATCH", f"/api/v1/users/{user_id}/segments/", body).status_code == 200
+
+        run_clients(16, client)
+        month = timezone.now().strftime("%Y-%m")
+        report = server.call(server.session(token), "GET", f"/api/v1/reports/history.csv?from={month}")
+
+    assert_clean_run(server, {200}, deadlocks_before)
+    assert report.status_code == 200
+    rows = list(csv.reader(report.text.splitlines(), delimiter=";"))
+    assert sum(1 for row in rows if row[0] == "1") > 100
+    members = {(m.user_id, m.segment.slug) for m in Membership.objects.select_related("segment")}
+    assert replay_problems([(int(row[0]), row[1], row[2]) for row in rows], members) == []

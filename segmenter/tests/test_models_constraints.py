@@ -91,13 +91,13 @@ def test_indexes__design_indexes__exist():
     assert {("user_id", "at"), ("segment_slug", "at"), ("at",)} <= index_columns("segments_historyevent")
 
 
-def test_expires_at_index__is_partial(on_postgres):
+def test_expires_at_index__is_partial():
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'membership_expires_at'")
         assert "WHERE (expires_at IS NOT NULL)" in cursor.fetchone()[0]
 
 
-def test_membership_table__autovacuum__after_one_percent_changes(on_postgres):
+def test_membership_table__autovacuum__after_one_percent_changes():
     with connection.cursor() as cursor:
         cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'segments_membership'")
         assert set(cursor.fetchone()[0]) == {

@@ -23,7 +23,7 @@ STEP = 0.5  # seconds between the bytes each slow client sends
 
 
 @pytest.fixture
-def member(on_postgres) -> str:
+def member(transactional_db) -> str:
     """User 7 in segment S1; returns a writing token."""
     users_register(user_ids=[7], actor="setup")
     segment_create(slug="S1", actor="setup")

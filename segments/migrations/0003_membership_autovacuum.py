@@ -6,8 +6,6 @@ planning the hot-path query reads the dead index entries (11 ms instead of 0.13 
 
 from django.db import migrations
 
-from segmenter.db import postgres_only
-
 TUNED = "ALTER TABLE segments_membership SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.01)"
 DEFAULT = "ALTER TABLE segments_membership RESET (autovacuum_vacuum_scale_factor, autovacuum_analyze_scale_factor)"
 
@@ -15,4 +13,4 @@ DEFAULT = "ALTER TABLE segments_membership RESET (autovacuum_vacuum_scale_factor
 class Migration(migrations.Migration):
     dependencies = [("segments", "0002_membership_drop_redundant_indexes")]
 
-    operations = [migrations.RunPython(postgres_only(TUNED), postgres_only(DEFAULT))]
+    operations = [migrations.RunSQL(TUNED, DEFAULT)]

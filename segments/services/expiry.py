@@ -4,7 +4,6 @@ import logging
 
 from django.db import transaction
 
-from segmenter.db import lock_clause, now_sql
 from segments.services.history import changes_record
 
 logger = logging.getLogger(__name__)
@@ -29,8 +28,8 @@ def memberships_expire(*, user_id: int | None = None, segment_id: int | None = N
     order = "" if where else " ORDER BY expires_at"
     change_sql = (
         "DELETE FROM segments_membership WHERE id IN ("
-        f" SELECT id FROM segments_membership WHERE expires_at <= {now_sql()}{where}"
-        f"{order} LIMIT %s{lock_clause('UPDATE SKIP LOCKED')})"
+        f" SELECT id FROM segments_membership WHERE expires_at <= now(){where}"
+        f"{order} LIMIT %s FOR UPDATE SKIP LOCKED)"
         " RETURNING user_id, segment_id, expires_at AS at"
     )
     total = 0
@@ -41,6 +40,6 @@ def memberships_expire(*, user_id: int | None = None, segment_id: int | None = N
         total += count
         if count < batch_size:
             break
-    if total and user_id is None and segment_id is None:
+    if user_id is None and segment_id is None and total:
         logger.info("expired %d memberships", total)
     return total

@@ -1,46 +1,38 @@
-"""Writing history: every membership change goes through `changes_record`, in the same transaction."""
+"""Writing history: every membership change goes through `changes_record`, in the same statement."""
 
 from django.db import connection
 
-from segmenter.db import is_postgres, now_sql
+from segmenter.db import CLOCK
 
 
 def changes_record(
     change_sql: str, params: list, *, operation: str, source: str, actor: str, returning: bool = False
 ) -> list[tuple[int, int]] | int:
     """Run `change_sql` (an INSERT or DELETE on memberships ending in
-    `RETURNING user_id, segment_id, <at>`) and write one history event per row it changed.
+    `RETURNING user_id, segment_id, <at>`) and write one history event per row it changed, in one
+    statement (a data-modifying CTE). `<at>` is `changed_at()` for a change that happens now.
 
-    One statement on PostgreSQL (a data-modifying CTE); a fallback with two on SQLite.
     Returns the changed (user_id, segment_id) pairs when `returning`, else their count.
     """
+    tail = "SELECT user_id, segment_id FROM changed" if returning else "SELECT count(*) FROM changed"
     with connection.cursor() as cursor:
-        if is_postgres():
-            tail = "SELECT user_id, segment_id FROM changed" if returning else "SELECT count(*) FROM changed"
-            cursor.execute(
-                f"""
-                WITH changed AS ({change_sql}),
-                logged AS (
-                    INSERT INTO segments_historyevent (user_id, segment_slug, operation, source, actor, at)
-                    SELECT c.user_id, s.slug, %s, %s, %s, c.at
-                    FROM changed c JOIN segments_segment s ON s.id = c.segment_id
-                )
-                {tail}
-                """,
-                [*params, operation, source, actor],
+        cursor.execute(
+            f"""
+            WITH changed AS ({change_sql}),
+            logged AS (
+                INSERT INTO segments_historyevent (user_id, segment_slug, operation, source, actor, at)
+                SELECT c.user_id, s.slug, %s, %s, %s, c.at
+                FROM changed c JOIN segments_segment s ON s.id = c.segment_id
             )
-            rows = cursor.fetchall()
-            return [(row[0], row[1]) for row in rows] if returning else rows[0][0]
-        cursor.execute(change_sql, params)
-        rows = cursor.fetchall()
-        cursor.executemany(
-            "INSERT INTO segments_historyevent (user_id, segment_slug, operation, source, actor, at) "
-            "SELECT %s, slug, %s, %s, %s, %s FROM segments_segment WHERE id = %s",
-            [(user_id, operation, source, actor, at, segment_id) for user_id, segment_id, at in rows],
+            {tail}
+            """,
+            [*params, operation, source, actor],
         )
-        return [(row[0], row[1]) for row in rows] if returning else len(rows)
+        rows = cursor.fetchall()
+    return [(row[0], row[1]) for row in rows] if returning else rows[0][0]
 
 
-def now_column() -> str:
-    """`<db now> AS at`, for the RETURNING list of a change that happens now."""
-    return f"{now_sql()} AS at"
+def changed_at() -> str:
+    """`<clock> AS at` for the RETURNING list of a change that happens now: read per row, once the
+    row is locked (after any writer it waited for committed), so history per membership follows commit order."""
+    return f"{CLOCK} AS at"

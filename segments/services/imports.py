@@ -17,11 +17,11 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
-from segmenter.db import is_postgres, lock_clause, now_sql
+from segmenter.db import CLOCK
 from segmenter.errors import SegmentNotFound
 from segmenter.fields import MAX_USER_ID
 from segments.services.expiry import memberships_expire
-from segments.services.history import changes_record, now_column
+from segments.services.history import changed_at, changes_record
 
 MODES = ("add", "remove")
 MAX_PROBLEMS = 20
@@ -60,13 +60,13 @@ def memberships_import(
     result = ImportResult(slug=slug, mode=mode)
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT id, {now_sql()} FROM segments_segment WHERE slug = %s{lock_clause('NO KEY UPDATE')}", [slug]
-            )
+            cursor.execute("SELECT id FROM segments_segment WHERE slug = %s FOR NO KEY UPDATE", [slug])
             row = cursor.fetchone()
             if row is None:
                 raise SegmentNotFound([slug])
-            segment_id, db_now = row[0], _aware(row[1])
+            segment_id = row[0]
+            cursor.execute(f"SELECT {CLOCK}")  # read after the lock, as every write reads the clock
+            db_now = cursor.fetchone()[0]
             # An error rolls the transaction back, and the staging table with it.
             cursor.execute(
                 f"CREATE TEMP TABLE {STAGE} (line bigint, user_id bigint PRIMARY KEY, expires_at timestamptz)"
@@ -143,23 +143,12 @@ def _parse(raw: bytes | str, number: int, not_before: datetime | None) -> tuple 
 
 def _insert(cursor, batch: list[tuple]) -> int:
     """Stage one batch in one statement; a repeated user id keeps its first line."""
-    if is_postgres():
-        cursor.execute(
-            f"INSERT INTO {STAGE} (line, user_id, expires_at)"
-            " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[]) ON CONFLICT (user_id) DO NOTHING",
-            [list(column) for column in zip(*batch, strict=True)],
-        )
-        return cursor.rowcount
-    count = 0
-    for start in range(0, len(batch), 1000):  # SQLite's cap on the parameters of one statement
-        chunk = batch[start : start + 1000]
-        cursor.execute(
-            f"INSERT INTO {STAGE} (line, user_id, expires_at) VALUES {', '.join(['(%s, %s, %s)'] * len(chunk))}"
-            " ON CONFLICT (user_id) DO NOTHING",
-            [value for row in chunk for value in row],
-        )
-        count += cursor.rowcount
-    return count
+    cursor.execute(
+        f"INSERT INTO {STAGE} (line, user_id, expires_at)"
+        " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[]) ON CONFLICT (user_id) DO NOTHING",
+        [list(column) for column in zip(*batch, strict=True)],
+    )
+    return cursor.rowcount
 
 
 def _count_unknown(cursor, result: ImportResult) -> None:
@@ -178,10 +167,10 @@ def _apply(cursor, result: ImportResult, segment_id: int, actor: str) -> None:
     if result.mode == "add":
         result.changed = changes_record(
             "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
-            f" SELECT i.user_id, %s, 'manual', {now_sql()}, i.expires_at"
+            f" SELECT i.user_id, %s, 'manual', {CLOCK}, i.expires_at"
             f" FROM {STAGE} i JOIN users_user u ON u.id = i.user_id WHERE true"
             " ON CONFLICT (user_id, segment_id) DO NOTHING"
-            f" RETURNING user_id, segment_id, {now_column()}",
+            f" RETURNING user_id, segment_id, {changed_at()}",
             [segment_id],
             operation="added",
             source="import",
@@ -195,17 +184,10 @@ def _apply(cursor, result: ImportResult, segment_id: int, actor: str) -> None:
     else:
         result.changed = changes_record(
             f"DELETE FROM segments_membership WHERE segment_id = %s AND user_id IN (SELECT user_id FROM {STAGE})"
-            f" RETURNING user_id, segment_id, {now_column()}",
+            f" RETURNING user_id, segment_id, {changed_at()}",
             [segment_id],
             operation="removed",
             source="import",
             actor=actor,
         )
     result.unchanged = known_count - result.changed
-
-
-def _aware(value) -> datetime:
-    """The database clock as an aware datetime (SQLite returns text)."""
-    if isinstance(value, str):
-        value = parse_datetime(value + "Z")
-    return value

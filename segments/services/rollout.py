@@ -6,10 +6,10 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
-from segmenter.db import bucket_sql, in_list, lock_clause, now_sql, rollout_lock
+from segmenter.db import CLOCK, bucket_sql, rollout_lock
 from segmenter.errors import SegmentNotFound
 from segments.services.expiry import memberships_expire
-from segments.services.history import changes_record, now_column
+from segments.services.history import changed_at, changes_record
 
 
 def bucket(slug: str, user_id: int) -> int:
@@ -49,7 +49,7 @@ def rollout_apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool = Fa
 def _apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool) -> RolloutResult:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id FROM segments_segment WHERE slug = %s{lock_clause('NO KEY UPDATE')}",
+            "SELECT id FROM segments_segment WHERE slug = %s FOR NO KEY UPDATE",
             [slug],
         )
         row = cursor.fetchone()
@@ -61,13 +61,13 @@ def _apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool) -> Rollout
             return RolloutResult(slug, percent, *_count_changes(cursor, segment_id, slug, limit))
         rollout_lock(shared=False)
         cursor.execute(
-            f"UPDATE segments_segment SET rollout_percent = %s, updated_at = {now_sql()} WHERE id = %s",
+            f"UPDATE segments_segment SET rollout_percent = %s, updated_at = {CLOCK} WHERE id = %s",
             [percent, segment_id],
         )
     memberships_expire(segment_id=segment_id)
     removed = changes_record(
         "DELETE FROM segments_membership WHERE segment_id = %s AND source = 'rollout'"
-        f" AND {bucket_sql('%s', 'user_id')} >= %s RETURNING user_id, segment_id, {now_column()}",
+        f" AND {bucket_sql('%s', 'user_id')} >= %s RETURNING user_id, segment_id, {changed_at()}",
         [segment_id, slug, limit],
         operation="removed",
         source="rollout",
@@ -77,12 +77,12 @@ def _apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool) -> Rollout
     if limit > 0:
         added = changes_record(
             "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
-            f" SELECT u.id, %s, 'rollout', {now_sql()}, NULL FROM users_user u"
+            f" SELECT u.id, %s, 'rollout', {CLOCK}, NULL FROM users_user u"
             # KEY SHARE, as the foreign key check would take at commit: a user being deleted is waited
             # for and skipped, rather than failing this whole transaction at its end.
-            f" WHERE {bucket_sql('%s', 'u.id')} < %s{lock_clause('KEY SHARE')}"
+            f" WHERE {bucket_sql('%s', 'u.id')} < %s FOR KEY SHARE"
             " ON CONFLICT (user_id, segment_id) DO NOTHING"
-            f" RETURNING user_id, segment_id, {now_column()}",
+            f" RETURNING user_id, segment_id, {changed_at()}",
             [segment_id, slug, limit],
             operation="added",
             source="rollout",
@@ -92,7 +92,7 @@ def _apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool) -> Rollout
 
 
 def _count_changes(cursor, segment_id: int, slug: str, limit: int) -> tuple[int, int]:
-    active = f"(m.expires_at IS NULL OR m.expires_at > {now_sql()})"
+    active = "(m.expires_at IS NULL OR m.expires_at > now())"
     cursor.execute(
         "SELECT count(*) FROM users_user u"
         f" WHERE {bucket_sql('%s', 'u.id')} < %s AND NOT EXISTS ("
@@ -116,21 +116,18 @@ def rollout_join_users(*, user_ids: list[int], actor: str) -> int:
     rolled-out segments FOR KEY SHARE, so that a segment being deleted is waited for.
     """
     rollout_lock(shared=True)
-    user_filter, params = in_list("u.id", user_ids)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id FROM segments_segment WHERE rollout_percent > 0 ORDER BY id{lock_clause('KEY SHARE')}", []
-        )
+        cursor.execute("SELECT id FROM segments_segment WHERE rollout_percent > 0 ORDER BY id FOR KEY SHARE")
         if not cursor.fetchall():
             return 0
     return changes_record(
         "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
-        f" SELECT u.id, s.id, 'rollout', {now_sql()}, NULL FROM users_user u CROSS JOIN segments_segment s"
-        f" WHERE {user_filter} AND s.rollout_percent > 0"
+        f" SELECT u.id, s.id, 'rollout', {CLOCK}, NULL FROM users_user u CROSS JOIN segments_segment s"
+        " WHERE u.id = ANY(%s) AND s.rollout_percent > 0"
         f" AND {bucket_sql('s.slug', 'u.id')} < CAST(ROUND(s.rollout_percent * 100) AS INTEGER)"
         " ON CONFLICT (user_id, segment_id) DO NOTHING"
-        f" RETURNING user_id, segment_id, {now_column()}",
-        params,
+        f" RETURNING user_id, segment_id, {changed_at()}",
+        [list(user_ids)],
         operation="added",
         source="rollout",
         actor=actor,

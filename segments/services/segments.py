@@ -5,7 +5,6 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Now
 
-from segmenter.db import lock_clause
 from segmenter.errors import SegmentExists, SegmentNotFound
 from segments.models import Segment
 from segments.services.memberships import memberships_remove_all
@@ -68,7 +67,7 @@ def segment_delete(*, slug: str, actor: str) -> int:
     """Delete a segment; every member leaves with a `segment_deleted` event. Returns how many."""
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT id FROM segments_segment WHERE slug = %s{lock_clause('UPDATE')}", [slug])
+            cursor.execute("SELECT id FROM segments_segment WHERE slug = %s FOR UPDATE", [slug])
             row = cursor.fetchone()
             if row is None:
                 raise SegmentNotFound([slug])

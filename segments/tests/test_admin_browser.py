@@ -2,7 +2,9 @@
 
 Static files: the live_server fixture wraps the app in Django's StaticFilesHandler, which serves
 the admin's CSS from the staticfiles finders; the test checks that the stylesheet really applies.
-Screenshots go to test-output/admin-browser/.
+Screenshots go to test-output/admin-browser/. Every page runs under the app's
+Content-Security-Policy: the `page` fixture records each violation the browser reports (the
+`securitypolicyviolation` event and "Refused to ..." console messages) and the tests assert none.
 """
 
 import os
@@ -28,11 +30,15 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SHOTS = settings.BASE_DIR / "test-output" / "admin-browser"
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) =>
+    console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`));
+"""
 USER_IDS = range(1, 1001)
 
 
 @pytest.fixture
-def page(on_postgres, live_server, transactional_db, monkeypatch):
+def page(live_server, transactional_db, monkeypatch):
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still synchronous.
@@ -42,10 +48,18 @@ def page(on_postgres, live_server, transactional_db, monkeypatch):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.set_default_timeout(15_000)
+        page.csp_violations = []
+        page.add_init_script(REPORT_CSP_VIOLATIONS)
+        page.on("console", lambda message: _record_violation(page, message.text))
         yield page
         browser.close()
         # Inside Playwright's context the ORM has a connection of its own: close it, or it outlives the test database.
         connection.close()
+
+
+def _record_violation(page, text: str) -> None:
+    if text.startswith(("CSP violation", "Refused to")) or "Content Security Policy" in text:
+        page.csp_violations.append(f"{page.url}: {text}")
 
 
 def test_admin_in_browser__rollout_import_history_and_chart__all_shown(page, live_server, django_user_model):
@@ -95,3 +109,15 @@ def test_admin_in_browser__rollout_import_history_and_chart__all_shown(page, liv
     assert page.locator("#result_list tbody tr", has_text="import").count() == 3
     page.screenshot(path=SHOTS / "4-history.png", full_page=True)
     assert HistoryEvent.objects.filter(source="import", actor="pm").count() == 3
+    assert page.csp_violations == []
+
+
+def test_swagger_ui_in_browser__under_the_csp__operations_rendered(page, live_server):
+    page.goto(f"{live_server.url}/api/docs/")
+    page.wait_for_selector(".opblock")
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert "/api/v1/users/{user_id}/segments/" in [path.replace("\u200b", "") for path in paths]
+    page.click(".opblock-summary-path >> nth=0")  # an operation opens, drawn by Swagger UI's script
+    page.wait_for_selector(".opblock-body")
+    page.screenshot(path=SHOTS / "5-swagger-ui.png", full_page=True)
+    assert page.csp_violations == []

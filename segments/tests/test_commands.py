@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.utils import timezone
 
+from segmenter.tests.live import database_url
 from segments.models import HistoryEvent, Membership, Segment
 from users.services import users_seed
 
@@ -42,13 +42,13 @@ def test_expire_memberships__once__sweeps_and_reports(capsys):
     Membership.objects.create(user_id=1, segment=segment, expires_at=timezone.now() - timedelta(seconds=1))
     Membership.objects.create(user_id=2, segment=segment, expires_at=timezone.now() + timedelta(days=1))
     call_command("expire_memberships")
-    assert "expired 1 memberships" in capsys.readouterr().out
+    assert "expire_memberships 1" in capsys.readouterr().out
     assert list(Membership.objects.values_list("user_id", flat=True)) == [2]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_expire_memberships__loop__stops_cleanly_on_sigterm(on_postgres):
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SECRET_KEY": "x"}
+def test_expire_memberships__loop__stops_cleanly_on_sigterm():
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SECRET_KEY": "x"}
     process = subprocess.Popen(
         [sys.executable, "manage.py", "expire_memberships", "--loop", "--interval", "0.2"],
         cwd=ROOT,
@@ -57,7 +57,7 @@ def test_expire_memberships__loop__stops_cleanly_on_sigterm(on_postgres):
         text=True,
     )
     try:
-        assert "expired 0 memberships" in process.stdout.readline()
+        assert "expire_memberships 0" in process.stdout.readline()
         time.sleep(0.3)
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=10)
@@ -65,8 +65,3 @@ def test_expire_memberships__loop__stops_cleanly_on_sigterm(on_postgres):
         process.kill()
     assert process.returncode == 0
     assert out.strip().endswith("stopped")
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

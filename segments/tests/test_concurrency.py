@@ -40,7 +40,7 @@ def run_threads(count: int, target) -> list[BaseException]:
     return errors
 
 
-def test_memberships_update__parallel_updates_of_one_user__history_replays(on_postgres):
+def test_memberships_update__parallel_updates_of_one_user__history_replays():
     User.objects.create(id=1000)
     Segment.objects.bulk_create([Segment(slug=slug) for slug in SLUGS])
 
@@ -65,7 +65,7 @@ def test_memberships_update__parallel_updates_of_one_user__history_replays(on_po
     )
 
 
-def test_memberships_expire__two_sweeps_at_once__each_expiry_written_once(on_postgres):
+def test_memberships_expire__two_sweeps_at_once__each_expiry_written_once():
     User.objects.bulk_create([User(id=i) for i in range(1, 2001)])
     segment = Segment.objects.create(slug="S")
     past = timezone.now() - timedelta(minutes=5)
@@ -84,7 +84,7 @@ def test_memberships_expire__two_sweeps_at_once__each_expiry_written_once(on_pos
         assert cursor.fetchone()[0] == 0
 
 
-def test_rollout_apply__concurrent_rollouts_and_registrations__members_match_final_percent(on_postgres):
+def test_rollout_apply__concurrent_rollouts_and_registrations__members_match_final_percent():
     User.objects.bulk_create([User(id=i) for i in range(1, 3001)])
     Segment.objects.create(slug="S")
     percents = [Decimal(p) for p in (40, 10, 70, 25)]
@@ -104,7 +104,7 @@ def test_rollout_apply__concurrent_rollouts_and_registrations__members_match_fin
     assert_database_history_replays()
 
 
-def test_users_register__during_an_uncommitted_rollout__sees_its_new_percent(on_postgres):
+def test_users_register__during_an_uncommitted_rollout__sees_its_new_percent():
     Segment.objects.create(slug="S")
     rollout_apply(slug="S", percent=Decimal(50), actor="setup")
     rollout_started, registering = threading.Event(), threading.Event()

@@ -7,7 +7,6 @@ from django.db import connection, transaction
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from segmenter.db import now_sql
 from segmenter.errors import ServiceError
 from segments.models import HistoryEvent, Membership
 from segments.services import (
@@ -59,8 +58,7 @@ def _apply(operation: tuple) -> None:
         # The user's timed memberships fall due, as if their TTL had run out; nothing has swept them yet.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE segments_membership SET expires_at = {now_sql()}"
-                " WHERE user_id = %s AND expires_at IS NOT NULL",
+                "UPDATE segments_membership SET expires_at = now() WHERE user_id = %s AND expires_at IS NOT NULL",
                 [args[0]],
             )
     else:

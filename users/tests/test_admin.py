@@ -65,3 +65,12 @@ def test_user_lookup_popup__raw_id_widget__lists_users(admin_client, member):
 
     assert response.status_code == 200
     assert [user.id for user in response.context["cl"].result_list] == [500]
+
+
+def test_admin_pages__header_and_title__name_the_service(admin_client, client):
+    for response in (admin_client.get(reverse("admin:index")), client.get(reverse("admin:login"))):
+        page = response.content.decode()
+        assert response.status_code == 200
+        assert "Segmenter admin" in page
+        assert "Django administration" not in page
+        assert "<title>" in page and "| Segmenter admin</title>" in page

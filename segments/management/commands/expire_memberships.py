@@ -1,8 +1,6 @@
-import signal
-import threading
-
 from django.core.management.base import BaseCommand, CommandError
 
+from segmenter.jobs import jobs_run
 from segments.services import memberships_expire
 
 
@@ -16,15 +14,8 @@ class Command(BaseCommand):
     def handle(self, *args, loop: bool, interval: float, **options):
         if interval <= 0:
             raise CommandError("--interval must be positive")
-        stop = threading.Event()
-        if loop:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: stop.set())
-        while True:
-            expired = memberships_expire()
-            self.stdout.write(f"expired {expired} memberships")
-            self.stdout.flush()
-            if not loop or stop.wait(interval):
-                break
-        if loop:
-            self.stdout.write("stopped")
+        jobs_run({"expire_memberships": memberships_expire}, loop=loop, interval=interval, report=self._line)
+
+    def _line(self, text: str) -> None:
+        self.stdout.write(text)
+        self.stdout.flush()

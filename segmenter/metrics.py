@@ -1,0 +1,73 @@
+"""GET /metrics: Prometheus text format, any token (read-only is enough).
+
+The request and database metrics are counted by every server worker process; under gunicorn
+each writes them to files in PROMETHEUS_MULTIPROC_DIR (set up by gunicorn.conf.py) and this view
+adds up the files of all of them. The domain gauges are read at each scrape with one query on
+PostgreSQL's statistics, never a count of a table.
+"""
+
+import logging
+import os
+
+from django.db import DatabaseError, connection
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from rest_framework.views import APIView
+
+from segmenter.jobs import EXPIRY_SWEEP
+
+logger = logging.getLogger(__name__)
+
+# n_live_tup is kept by PostgreSQL on every commit (within about a second); ANALYZE replaces it with
+# its estimate. Memberships that expired but wait for the sweep are rows too.
+GAUGES_SQL = """
+SELECT
+  (SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = 'segments_membership'::regclass),
+  (SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = 'segments_segment'::regclass),
+  (SELECT extract(epoch FROM now() - finished_at)::float FROM segmenter_jobrun WHERE name = %s)
+"""
+GAUGES = (
+    ("segmenter_memberships", "Memberships, active or waiting for the sweep, from PostgreSQL's statistics."),
+    ("segmenter_segments", "Segments, from PostgreSQL's statistics."),
+    ("segmenter_expiry_sweep_age_seconds", "Seconds since the last full expiry sweep finished (absent: never)."),
+)
+
+
+class DatabaseGauges:
+    """The domain gauges, read when scraped (one query)."""
+
+    def describe(self) -> list:
+        return []  # nothing to check at registration: collect() needs the database
+
+    def collect(self):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(GAUGES_SQL, [EXPIRY_SWEEP])
+                values = cursor.fetchone()
+        except DatabaseError as exc:
+            logger.warning("metrics: the domain gauges are left out: %s", type(exc).__name__)
+            return
+        for (name, documentation), value in zip(GAUGES, values, strict=True):
+            if value is not None:
+                yield GaugeMetricFamily(name, documentation, value=value)
+
+
+_database = CollectorRegistry()
+_database.register(DatabaseGauges())
+
+
+def metrics_text() -> bytes:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:  # one process (manage.py runserver, tests): its own metrics are all there is
+        registry = REGISTRY
+    return generate_latest(registry) + generate_latest(_database)
+
+
+@extend_schema(exclude=True)  # for Prometheus, not for API clients
+class MetricsView(APIView):
+    def get(self, request):
+        return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -1,0 +1,91 @@
+"""Request ids, request metrics and the one log line a request (or a worker's round) writes.
+
+Django's RequestTelemetryMiddleware and the fast lane (segmenter/hot_path.py) both call these, so a
+request is counted, timed and logged the same way whoever answers it.
+"""
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.conf import settings
+from prometheus_client import Counter, Histogram
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A client's id is kept when it is 1-128 of these characters; anything else gets a new id.
+WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+ENVIRON_KEY = "segmenter.request_id"  # the id, once chosen, for whoever answers the request next
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # others count as "other"
+UNMATCHED = "unmatched"  # the route of a request no URL pattern matched (404s, static files)
+
+REQUESTS = Counter(
+    "segmenter_http_requests_total",
+    "Requests answered, by route (URL name), method and status.",
+    ["route", "method", "status"],
+)
+DURATION = Histogram(
+    "segmenter_http_request_duration_seconds",
+    "Seconds from a request's arrival in the app to its response, by route (URL name) and method.",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+current_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+logger = logging.getLogger("segmenter.requests")
+jobs_logger = logging.getLogger("segmenter.jobs")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def request_id(environ: dict) -> str:
+    """The request's id: the one already chosen for it, else the client's when well formed, else a new one."""
+    chosen = environ.get(ENVIRON_KEY)
+    if chosen is None:
+        given = environ.get("HTTP_X_REQUEST_ID", "")
+        chosen = environ[ENVIRON_KEY] = given if WELL_FORMED_ID.fullmatch(given) else new_id()
+    return chosen
+
+
+@contextmanager
+def bound_id(value: str) -> Iterator[str]:
+    """Every log line written inside the block carries `request_id` = value."""
+    token = current_id.set(value)
+    try:
+        yield value
+    finally:
+        current_id.reset(token)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the id of the request (or worker round) being handled to each log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        value = current_id.get()
+        if value is not None and not hasattr(record, "request_id"):
+            record.request_id = value
+        return True
+
+
+def request_done(*, route: str, method: str, status: int, started: float, path: str) -> None:
+    """Count and time an answered request (unless SEGMENTER_METRICS=off) and log its line."""
+    seconds = time.perf_counter() - started
+    if method not in METHODS:
+        method = "other"
+    if settings.SEGMENTER_METRICS:
+        REQUESTS.labels(route, method, str(status)).inc()
+        DURATION.labels(route, method).observe(seconds)
+    if logger.isEnabledFor(logging.INFO):
+        fields = {"route": route, "method": method, "status": status, "duration_ms": round(seconds * 1000, 3)}
+        logger.info("%s %s %s", method, route, status, extra={**fields, "path": path[:200]})
+
+
+def round_done(*, job: str, status: str, started: float, **counts: int) -> None:
+    """Log a worker round's line, with the same fields as a request's where they apply."""
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    jobs_logger.info("%s %s", job, status, extra={"job": job, "status": status, "duration_ms": duration_ms, **counts})
