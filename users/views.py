@@ -61,8 +61,8 @@ class UserViewSet(viewsets.GenericViewSet):
     )
     def update(self, request, user_id=None):
         user_id = user_id_from(self.kwargs)
-        created = services.user_register(user_id=user_id, actor=actor_of(request))
-        return self._render(User.objects.get(pk=user_id), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        user, created = services.user_register(user_id=user_id, actor=actor_of(request))
+        return self._render(user, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(
         summary="A user and their active memberships",

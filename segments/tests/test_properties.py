@@ -58,7 +58,7 @@ def _apply(operation: tuple) -> None:
         # The user's timed memberships fall due, as if their TTL had run out; nothing has swept them yet.
         with connection.cursor() as cursor:
             cursor.execute(
-                "UPDATE segments_membership SET expires_at = now() WHERE user_id = %s AND expires_at IS NOT NULL",
+                "UPDATE segments_membership SET expires_at = clock_timestamp() WHERE user_id = %s AND expires_at IS NOT NULL",
                 [args[0]],
             )
     else:

@@ -97,8 +97,8 @@ def test_rollout_apply__dry_run__counts_without_changing(population):
 
 def test_rollout__users_registered_later__join_at_once(db):
     segment_create(slug="AVITO_VOICE_MESSAGES", rollout_percent=Decimal(50), actor="tests")
-    assert user_register(user_id=1002, actor="tests")  # bucket 323: covered
-    assert not user_register(user_id=1002, actor="tests")
+    assert user_register(user_id=1002, actor="tests")[1]  # bucket 323: covered
+    assert not user_register(user_id=1002, actor="tests")[1]
     user_register(user_id=1000, actor="tests")  # bucket 8720: not covered
     users_register(user_ids=[u for u in range(2000, 2100)], actor="tests")
 
