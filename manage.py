@@ -13,7 +13,7 @@ def main() -> None:
     except OperationalError as exc:
         if not str(exc).startswith("connection to server"):
             raise
-        from segmenter.local_db import unreachable
+        from core.local_db import unreachable
 
         sys.exit(unreachable(exc))
 

@@ -15,10 +15,10 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from core.errors import ReportNotWritten, ReportTooLarge, UserNotFound
 from reports import csv_format, export
 from reports.export import HistoryQuery
 from reports.periods import Period
-from segmenter.errors import ReportNotWritten, ReportTooLarge, UserNotFound
 from segments.models import Segment
 from segments.services import memberships_expire
 from users.models import User

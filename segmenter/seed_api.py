@@ -10,15 +10,15 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.auth import actor_of
+from core.errors import UserNotFound
+from core.fields import SlugField, SlugListField, UserIdField
+from core.parsers import AnyContentTypeJSONParser
+from core.serializers import problems, validated
+from core.throttles import ReportThrottle
 from reports.serializers import PeriodFields
 from reports.services import report_write
 from reports.views import query_of, report_url
-from segmenter.auth import actor_of
-from segmenter.errors import UserNotFound
-from segmenter.fields import SlugField, SlugListField, UserIdField
-from segmenter.parsers import AnyContentTypeJSONParser
-from segmenter.serializers import problems, validated
-from segmenter.throttles import ReportThrottle
 from segments import selectors, services
 from segments.serializers import MembershipsChangeSerializer
 from segments.services.memberships import AddItem

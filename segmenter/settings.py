@@ -8,7 +8,7 @@ import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from segmenter import local_db
+from core import local_db
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -42,18 +42,19 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "segmenter",
+    "core",
     "users",
     "segments",
     "reports",
+    "segmenter",
 ]
 
 MIDDLEWARE = [
-    "segmenter.middleware.RequestTelemetryMiddleware",
-    "segmenter.middleware.HeadWithoutBodyMiddleware",
+    "core.middleware.RequestTelemetryMiddleware",
+    "core.middleware.HeadWithoutBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "segmenter.middleware.ApiBodyLimitMiddleware",
+    "core.middleware.ApiBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -73,7 +74,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.float("DJANGO_ADMIN_LOCKOUT_MINUTES", 
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the cool-off runs from the lockout, whatever follows
-AXES_CLIENT_IP_CALLABLE = "segmenter.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
 
 ROOT_URLCONF = "segmenter.urls"
 WSGI_APPLICATION = "segmenter.wsgi.application"
@@ -124,22 +125,22 @@ STORAGES = {
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "media/"
 
-# Request bodies over 1 MiB are refused with 413 (segmenter.middleware).
+# Request bodies over 1 MiB are refused with 413 (core.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["segmenter.auth.TokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["segmenter.auth.TokenPermission"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.auth.TokenPermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["segmenter.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "segmenter.schema.AutoSchema",
-    "EXCEPTION_HANDLER": "segmenter.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_METADATA_CLASS": None,  # OPTIONS is a 405: its metadata crashed on viewsets and described internals
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
     "COERCE_DECIMAL_TO_STRING": False,
-    "DEFAULT_THROTTLE_CLASSES": ["segmenter.throttles.WriteThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.WriteThrottle"],
 }
 
 
@@ -247,7 +248,7 @@ LOGGING = {
             "timestamp": "time",
         }
     },
-    "filters": {"request_id": {"()": "segmenter.telemetry.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.telemetry.RequestIdFilter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
     },

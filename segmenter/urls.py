@@ -5,8 +5,9 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
+from core import views
 from reports import views as reports_views
-from segmenter import seed_api, views
+from segmenter import seed_api
 from segmenter.metrics import MetricsView
 from segments.views import SegmentViewSet
 from users.views import UserViewSet

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
-from segmenter.fields import MAX_USER_IDS, UserIdField
-from segmenter.serializers import StrictSerializer
+from core.fields import MAX_USER_IDS, UserIdField
+from core.serializers import StrictSerializer
 
 
 class UserMembershipSerializer(serializers.Serializer):

@@ -4,8 +4,8 @@ from collections.abc import Callable
 
 from django.db import connection, transaction
 
-from segmenter.db import CLOCK
-from segmenter.errors import UserNotFound
+from core.db import CLOCK
+from core.errors import UserNotFound
 from segments.services import memberships_remove_all, rollout_join_users
 from users.models import User
 

@@ -4,10 +4,10 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from segmenter.auth import actor_of
-from segmenter.errors import UserNotFound
-from segmenter.fields import parse_user_id
-from segmenter.serializers import problems, validated
+from core.auth import actor_of
+from core.errors import UserNotFound
+from core.fields import parse_user_id
+from core.serializers import problems, validated
 from segments import selectors
 from segments.serializers import MembershipsChangeSerializer, MembershipsPatchSerializer
 from segments.services import memberships_update

@@ -2,7 +2,7 @@
 
 from django.db import connection
 
-from segmenter.db import CLOCK
+from core.db import CLOCK
 
 
 def changes_record(

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
-from segmenter.db import CLOCK, bucket_sql, rollout_lock
-from segmenter.errors import SegmentNotFound
+from core.db import CLOCK, bucket_sql, rollout_lock
+from core.errors import SegmentNotFound
 from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record
 

