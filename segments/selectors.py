@@ -4,27 +4,52 @@ from django.db import connection
 from django.db.models import Count, Q
 from django.db.models.functions import Now
 
-from segmenter.db import now_sql
+from segmenter.db import in_list, now_sql
 from segments.models import Membership, Segment
 
 ACTIVE = Q(memberships__expires_at__isnull=True) | Q(memberships__expires_at__gt=Now())
+MAX_BATCH_USER_IDS = 1000
+
+
+def active_sql(alias: str) -> str:
+    """SQL for "membership `alias` is active" (README, Decisions: Active), for raw queries."""
+    return f"({alias}.expires_at IS NULL OR {alias}.expires_at > {now_sql()})"
+
+
+def _user_slug_rows(where: str, params: list) -> list[tuple[int, str | None]]:
+    """(user id, active slug or None) of the registered users matching `where` (on `u`), one query."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT u.id, s.slug FROM users_user u"
+            f" LEFT JOIN segments_membership m ON m.user_id = u.id AND {active_sql('m')}"
+            " LEFT JOIN segments_segment s ON s.id = m.segment_id"
+            f" WHERE {where}",
+            params,
+        )
+        return cursor.fetchall()
 
 
 def user_segment_slugs(user_id: int) -> list[str] | None:
     """The hot path: a user's active segment slugs, sorted, in one query; None if the user is unknown."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT u.id, s.slug FROM users_user u"
-            " LEFT JOIN segments_membership m ON m.user_id = u.id"
-            f" AND (m.expires_at IS NULL OR m.expires_at > {now_sql()})"
-            " LEFT JOIN segments_segment s ON s.id = m.segment_id"
-            " WHERE u.id = %s",
-            [user_id],
-        )
-        rows = cursor.fetchall()
+    rows = _user_slug_rows("u.id = %s", [user_id])
     if not rows:
         return None
     return sorted(slug for _, slug in rows if slug is not None)
+
+
+def users_segment_slugs(user_ids: list[int]) -> tuple[list[dict], list[int]]:
+    """The batch lookup: each registered user's active slugs (sorted) and the unknown ids, in one query.
+
+    Both lists keep the order of `user_ids`.
+    """
+    where, params = in_list("u.id", user_ids)
+    found: dict[int, list[str]] = {}
+    for user_id, slug in _user_slug_rows(where, params):
+        slugs = found.setdefault(user_id, [])
+        if slug is not None:
+            slugs.append(slug)
+    users = [{"user_id": user_id, "segments": sorted(found[user_id])} for user_id in user_ids if user_id in found]
+    return users, [user_id for user_id in user_ids if user_id not in found]
 
 
 def segments_with_member_count():

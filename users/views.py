@@ -3,6 +3,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from segmenter.auth import actor_of
 from segmenter.errors import UserNotFound
@@ -18,6 +19,8 @@ from users.serializers import (
     UserSerializer,
     UsersRegisterResultSerializer,
     UsersRegisterSerializer,
+    UsersSegmentsRequestSerializer,
+    UsersSegmentsSerializer,
 )
 
 USER_ID_PARAM = OpenApiParameter("user_id", int, OpenApiParameter.PATH, description="The user's id, 1..2^63-1")
@@ -112,3 +115,18 @@ class UserViewSet(viewsets.GenericViewSet):
             user_id=user_id, add=data["add"], remove=data["remove"], source="api", actor=actor_of(request)
         )
         return Response(MembershipsChangeSerializer(change).data)
+
+
+class UsersSegmentsView(APIView):
+    read_only_safe_methods = ("POST",)  # a lookup of many users at once only reads
+
+    @extend_schema(
+        operation_id="v1_users_segments_batch",
+        summary="Many users' active segments at once (up to 1,000, one query)",
+        request=UsersSegmentsRequestSerializer,
+        responses={200: UsersSegmentsSerializer, **problems(400, 401, 413, 415)},
+    )
+    def post(self, request):
+        data = validated(UsersSegmentsRequestSerializer, request.data)
+        users, unknown = selectors.users_segment_slugs(data["user_ids"])
+        return Response({"users": users, "unknown_user_ids": unknown})
