@@ -37,6 +37,7 @@ from django.http.request import split_domain_port, validate_host
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 
+from segmenter import replica
 from segmenter.auth import ANONYMOUS, Client, bearer_token, token_cache, token_hash
 from segmenter.fields import MAX_USER_ID
 from segmenter.parsers import JSONParser
@@ -158,7 +159,7 @@ def _get(environ) -> Answer | str:
         client = _client(environ, config)
         if isinstance(client, str):
             return client
-        slugs = user_segment_slugs(user_id)
+        slugs = replica.read(lambda alias: user_segment_slugs(user_id, using=alias))
     except Exception as exc:  # noqa: BLE001 - Django answers the same request with its own error handling
         return f"the database failed ({type(exc).__name__})"
     if slugs is None:

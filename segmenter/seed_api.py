@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from reports.serializers import PeriodFields
 from reports.services import report_write
 from reports.views import query_of, report_url
+from segmenter import replica
 from segmenter.auth import actor_of
 from segmenter.errors import UserNotFound
 from segmenter.fields import SlugField, SlugListField, UserIdField
@@ -168,7 +169,7 @@ class GetUserSegmentsView(SeedView):
     )
     def get(self, request):
         user_id = validated(UserIdSerializer, self.body_or_query(request))["user_id"]
-        slugs = selectors.user_segment_slugs(user_id)
+        slugs = replica.read(lambda alias: selectors.user_segment_slugs(user_id, using=alias))
         if slugs is None:
             raise UserNotFound(user_id)
         return Response({"segments": slugs, "user_id": user_id})

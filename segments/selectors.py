@@ -1,6 +1,6 @@
 """Reads that several places share."""
 
-from django.db import connection
+from django.db import connections
 from django.db.models import Count, Q
 from django.db.models.functions import Now
 
@@ -16,9 +16,9 @@ def active_sql(alias: str) -> str:
     return f"({alias}.expires_at IS NULL OR {alias}.expires_at > {now_sql()})"
 
 
-def _user_slug_rows(where: str, params: list) -> list[tuple[int, str | None]]:
+def _user_slug_rows(where: str, params: list, using: str) -> list[tuple[int, str | None]]:
     """(user id, active slug or None) of the registered users matching `where` (on `u`), one query."""
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(
             "SELECT u.id, s.slug FROM users_user u"
             f" LEFT JOIN segments_membership m ON m.user_id = u.id AND {active_sql('m')}"
@@ -29,22 +29,22 @@ def _user_slug_rows(where: str, params: list) -> list[tuple[int, str | None]]:
         return cursor.fetchall()
 
 
-def user_segment_slugs(user_id: int) -> list[str] | None:
+def user_segment_slugs(user_id: int, using: str = "default") -> list[str] | None:
     """The hot path: a user's active segment slugs, sorted, in one query; None if the user is unknown."""
-    rows = _user_slug_rows("u.id = %s", [user_id])
+    rows = _user_slug_rows("u.id = %s", [user_id], using)
     if not rows:
         return None
     return sorted(slug for _, slug in rows if slug is not None)
 
 
-def users_segment_slugs(user_ids: list[int]) -> tuple[list[dict], list[int]]:
+def users_segment_slugs(user_ids: list[int], using: str = "default") -> tuple[list[dict], list[int]]:
     """The batch lookup: each registered user's active slugs (sorted) and the unknown ids, in one query.
 
     Both lists keep the order of `user_ids`.
     """
     where, params = in_list("u.id", user_ids)
     found: dict[int, list[str]] = {}
-    for user_id, slug in _user_slug_rows(where, params):
+    for user_id, slug in _user_slug_rows(where, params, using):
         slugs = found.setdefault(user_id, [])
         if slug is not None:
             slugs.append(slug)

@@ -5,6 +5,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from segmenter import replica
 from segmenter.auth import actor_of
 from segmenter.errors import UserNotFound
 from segmenter.fields import parse_user_id
@@ -96,7 +97,7 @@ class UserViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def segments(self, request, user_id=None):
         user_id = user_id_from(self.kwargs)
-        slugs = selectors.user_segment_slugs(user_id)
+        slugs = replica.read(lambda alias: selectors.user_segment_slugs(user_id, using=alias))
         if slugs is None:
             raise UserNotFound(user_id)
         return Response({"user_id": user_id, "segments": slugs})
@@ -128,5 +129,5 @@ class UsersSegmentsView(APIView):
     )
     def post(self, request):
         data = validated(UsersSegmentsRequestSerializer, request.data)
-        users, unknown = selectors.users_segment_slugs(data["user_ids"])
+        users, unknown = replica.read(lambda alias: selectors.users_segment_slugs(data["user_ids"], using=alias))
         return Response({"users": users, "unknown_user_ids": unknown})
