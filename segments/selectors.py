@@ -16,22 +16,27 @@ def active_sql(alias: str) -> str:
     return f"({alias}.expires_at IS NULL OR {alias}.expires_at > {now_sql()})"
 
 
-def _user_slug_rows(where: str, params: list, using: str) -> list[tuple[int, str | None]]:
-    """(user id, active slug or None) of the registered users matching `where` (on `u`), one query."""
+def _user_slug_rows(condition: str, params: list, using: str) -> list[tuple[int, str | None]]:
+    """(user id, active slug or None) of the registered users whose id meets `condition`, one query.
+
+    `condition` names the id column `{id}`; it also selects the membership rows, so that a list of ids
+    is looked up in the memberships' index rather than by a scan of all memberships.
+    """
     with connections[using].cursor() as cursor:
         cursor.execute(
             "SELECT u.id, s.slug FROM users_user u"
-            f" LEFT JOIN segments_membership m ON m.user_id = u.id AND {active_sql('m')}"
+            " LEFT JOIN segments_membership m ON m.user_id = u.id"
+            f" AND {condition.format(id='m.user_id')} AND {active_sql('m')}"
             " LEFT JOIN segments_segment s ON s.id = m.segment_id"
-            f" WHERE {where}",
-            params,
+            f" WHERE {condition.format(id='u.id')}",
+            params * 2,
         )
         return cursor.fetchall()
 
 
 def user_segment_slugs(user_id: int, using: str = "default") -> list[str] | None:
     """The hot path: a user's active segment slugs, sorted, in one query; None if the user is unknown."""
-    rows = _user_slug_rows("u.id = %s", [user_id], using)
+    rows = _user_slug_rows("{id} = %s", [user_id], using)
     if not rows:
         return None
     return sorted(slug for _, slug in rows if slug is not None)
@@ -42,9 +47,9 @@ def users_segment_slugs(user_ids: list[int], using: str = "default") -> tuple[li
 
     Both lists keep the order of `user_ids`.
     """
-    where, params = in_list("u.id", user_ids)
+    condition, params = in_list("{id}", user_ids)
     found: dict[int, list[str]] = {}
-    for user_id, slug in _user_slug_rows(where, params, using):
+    for user_id, slug in _user_slug_rows(condition, params, using):
         slugs = found.setdefault(user_id, [])
         if slug is not None:
             slugs.append(slug)
