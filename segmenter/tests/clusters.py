@@ -3,9 +3,13 @@ pg_basebackup from another one) in a temporary directory on a free port, never t
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
@@ -90,3 +94,77 @@ def manage(*args: str, url: str) -> str:
         check=True,
     )
     return result.stdout
+
+
+@dataclass(frozen=True)
+class Served:
+    """How the app under test reaches its database: directly or through a pooler (and the settings for it)."""
+
+    url: str
+    env: dict[str, str]
+
+
+POOLED_ENV = {"DATABASE_TRANSACTION_POOLING": "true"}
+
+
+class PgBouncer:
+    """A private pgbouncer in transaction pooling mode on a free port, in front of one PostgreSQL server."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="segmenter-pgbouncer-"))
+        self.port = free_port()
+        ini = {
+            "listen_addr": "127.0.0.1",
+            "listen_port": self.port,
+            "unix_socket_dir": "",
+            "auth_type": "trust",
+            "auth_file": self.dir / "users.txt",
+            "pool_mode": "transaction",
+            "max_client_conn": 200,
+            "default_pool_size": 10,
+            "query_wait_timeout": 3,
+            "server_login_retry": 1,
+            "logfile": self.dir / "log",
+            "pidfile": self.dir / "pid",
+        }
+        settings_lines = "".join(f"{key} = {value}\n" for key, value in ini.items())
+        (self.dir / "users.txt").write_text('"postgres" ""\n')
+        (self.dir / "pgbouncer.ini").write_text(
+            f"[databases]\n* = host={host} port={port}\n\n[pgbouncer]\n{settings_lines}"
+        )
+        if os.geteuid() == 0:  # pgbouncer refuses to run as root
+            for path in (self.dir, *self.dir.iterdir()):
+                shutil.chown(path, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen(
+            [*prefix, shutil.which("pgbouncer") or "pgbouncer", str(self.dir / "pgbouncer.ini")]
+        )
+        deadline = time.monotonic() + 10
+        while not self._listening():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"pgbouncer did not start: {self.log()}")
+            time.sleep(0.05)
+
+    def url(self, dbname: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def _listening(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def log(self) -> str:
+        path = self.dir / "log"
+        return path.read_text()[-3000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        pid = self.dir / "pid"
+        if pid.exists():  # pgbouncer itself, not runuser in front of it
+            os.kill(int(pid.read_text()), signal.SIGTERM)
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        shutil.rmtree(self.dir, ignore_errors=True)

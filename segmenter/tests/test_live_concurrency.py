@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from segmenter.auth import token_create
-from segmenter.tests.live import database_url, gunicorn, server_env
+from segmenter.tests.live import gunicorn, server_env
 from segments.models import HistoryEvent, Membership, Segment
 from segments.services import is_covered, rollout_apply, segment_create
 from segments.tests.history_replay import assert_database_history_replays
@@ -62,13 +62,13 @@ def assert_clean_run(server, allowed: set[int], deadlocks_before: int) -> None:
     print(f"{server.requests_made} requests: {dict(server.statuses)}")
 
 
-def test_live__many_clients_update_the_same_users__history_replays(token, deadlocks_before):
+def test_live__many_clients_update_the_same_users__history_replays(token, deadlocks_before, served_database):
     users_register(user_ids=[1, 2, 3], actor="setup")
     slugs = [f"S{i}" for i in range(6)]
     for slug in slugs:
         segment_create(slug=slug, actor="setup")
 
-    with gunicorn(database_url()) as server:
+    with gunicorn(served_database.url, **served_database.env) as server:
 
         def client(index: int) -> None:
             rng, session = random.Random(index), server.session(token)
@@ -96,12 +96,14 @@ def test_live__many_clients_update_the_same_users__history_replays(token, deadlo
     assert Membership.objects.filter(user_id__in=[1, 2, 3]).count() > 0
 
 
-def test_live__rollouts_change_while_users_register_and_update__covered_users_are_members(token, deadlocks_before):
+def test_live__rollouts_change_while_users_register_and_update__covered_users_are_members(
+    token, deadlocks_before, served_database
+):
     for slug in ("R1", "R2", "M1", "M2"):
         segment_create(slug=slug, actor="setup")
     users_register(user_ids=list(range(1, 101)), actor="setup")
 
-    with gunicorn(database_url()) as server:
+    with gunicorn(served_database.url, **served_database.env) as server:
 
         def client(index: int) -> None:
             rng, session = random.Random(index), server.session(token)
@@ -133,12 +135,12 @@ def test_live__rollouts_change_while_users_register_and_update__covered_users_ar
         assert members == covered, (segment.slug, segment.rollout_percent, len(members ^ covered))
 
 
-def test_live__segment_deletion_races_with_updates__history_replays(token, deadlocks_before):
+def test_live__segment_deletion_races_with_updates__history_replays(token, deadlocks_before, served_database):
     for slug in ("D1", "D2", "K"):
         segment_create(slug=slug, actor="setup")
     users_register(user_ids=list(range(1, 21)), actor="setup")
 
-    with gunicorn(database_url()) as server:
+    with gunicorn(served_database.url, **served_database.env) as server:
 
         def client(index: int) -> None:
             rng, session = random.Random(index), server.session(token)
@@ -165,7 +167,9 @@ def test_live__segment_deletion_races_with_updates__history_replays(token, deadl
     assert HistoryEvent.objects.filter(source="segment_deleted").exists()
 
 
-def test_live__two_expiry_sweeps_at_once_during_updates__each_expiry_written_once(token, deadlocks_before):
+def test_live__two_expiry_sweeps_at_once_during_updates__each_expiry_written_once(
+    token, deadlocks_before, served_database
+):
     segment_create(slug="T", actor="setup")
     segment_create(slug="U", actor="setup")
     users_register(user_ids=list(range(1, 2001)), actor="setup")
@@ -173,9 +177,9 @@ def test_live__two_expiry_sweeps_at_once_during_updates__each_expiry_written_onc
     with connection.cursor() as cursor:  # time passes: every membership of T is due, none is swept yet
         cursor.execute("UPDATE segments_membership SET expires_at = now() - interval '1 minute'")
     sweep = [sys.executable, "manage.py", "expire_memberships"]
-    env = server_env(database_url())
+    env = server_env(served_database.url, **served_database.env)
 
-    with gunicorn(database_url()) as server:
+    with gunicorn(served_database.url, **served_database.env) as server:
         sweepers = [subprocess.Popen(sweep, cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE) for _ in range(2)]
 
         def client(index: int) -> None:
@@ -195,11 +199,11 @@ def test_live__two_expiry_sweeps_at_once_during_updates__each_expiry_written_onc
     assert ttl_events.values("user_id").distinct().count() == 2000
 
 
-def test_live__manual_adds_race_with_rollout_changes__no_add_is_lost(token, deadlocks_before):
+def test_live__manual_adds_race_with_rollout_changes__no_add_is_lost(token, deadlocks_before, served_database):
     segment_create(slug="R", actor="setup")
     users_register(user_ids=list(range(1, 201)), actor="setup")
 
-    with gunicorn(database_url()) as server:
+    with gunicorn(served_database.url, **served_database.env) as server:
 
         def client(index: int) -> None:
             session = server.session(token)
@@ -221,11 +225,11 @@ def test_live__manual_adds_race_with_rollout_changes__no_add_is_lost(token, dead
     assert manual == {(index - 1) * 25 + step + 1 for index in range(1, 9) for step in range(16)}
 
 
-def test_live__user_deletion_races_with_rollout_changes__history_replays(token, deadlocks_before):
+def test_live__user_deletion_races_with_rollout_changes__history_replays(token, deadlocks_before, served_database):
     segment_create(slug="R", actor="setup")
     users_register(user_ids=list(range(1, 301)), actor="setup")
 
-    with gunicorn(database_url()) as server:
+    with gunicorn(served_database.url, **served_database.env) as server:
 
         def client(index: int) -> None:
             rng, session = random.Random(index), server.session(token)
