@@ -110,7 +110,7 @@ POOLED_ENV = {"DATABASE_TRANSACTION_POOLING": "true"}
 class PgBouncer:
     """A private pgbouncer in transaction pooling mode on a free port, in front of one PostgreSQL server."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, pool_size: int = 10) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="segmenter-pgbouncer-"))
         self.port = free_port()
         ini = {
@@ -121,7 +121,7 @@ class PgBouncer:
             "auth_file": self.dir / "users.txt",
             "pool_mode": "transaction",
             "max_client_conn": 200,
-            "default_pool_size": 10,
+            "default_pool_size": pool_size,
             "query_wait_timeout": 3,
             "server_login_retry": 1,
             "logfile": self.dir / "log",
