@@ -10,6 +10,7 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from core import replica
 from core.errors import problem_json_response, problem_response
 from core.serializers import ProblemSerializer
 
@@ -17,7 +18,16 @@ from core.serializers import ProblemSerializer
 @extend_schema(
     summary="Health: is the service up and its database reachable",
     responses={
-        200: inline_serializer("Health", {"status": serializers.CharField(), "database": serializers.CharField()}),
+        200: inline_serializer(
+            "Health",
+            {
+                "status": serializers.CharField(),
+                "database": serializers.CharField(),
+                "replica": serializers.ChoiceField(
+                    ["ok", "lagging", "down"], required=False, help_text="Only with DATABASE_REPLICA_URL"
+                ),
+            },
+        ),
         503: ProblemSerializer,
     },
     auth=[],
@@ -34,7 +44,8 @@ def health(request):
         return problem_response(
             503, "service_unavailable", "Service unavailable", "The database cannot be reached.", database="unavailable"
         )
-    return Response({"status": "ok", "database": "ok"})
+    state = replica.status()
+    return Response({"status": "ok", "database": "ok", **({"replica": state} if state else {})})
 
 
 def bad_request(request, exception=None):

@@ -60,7 +60,7 @@ class UserHistoryView(GenericAPIView):
     def get(self, request, user_id):
         user_id = user_id_from(self.kwargs)
         period = validated(PeriodQuerySerializer, request.query_params.dict())["period"]
-        page = self.paginate_queryset(services.user_history(user_id=user_id, period=period))
+        page = services.user_history(user_id=user_id, period=period, page=self.paginate_queryset)
         return self.get_paginated_response(HistoryEventSerializer(page, many=True).data)
 
 

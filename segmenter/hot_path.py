@@ -38,7 +38,7 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import resolve
 
-from core import telemetry
+from core import replica, telemetry
 from core.auth import ANONYMOUS, Client, bearer_token, token_cache, token_hash
 from core.fields import MAX_USER_ID
 from core.parsers import JSONParser
@@ -171,7 +171,7 @@ def _get(environ) -> Answer | str:
         client = _client(environ, config)
         if isinstance(client, str):
             return client
-        slugs = user_segment_slugs(user_id)
+        slugs = replica.read(lambda alias: user_segment_slugs(user_id, using=alias))
     except Exception as exc:  # noqa: BLE001 - Django answers the same request with its own error handling
         return f"the database failed ({type(exc).__name__})"
     if slugs is None:

@@ -10,6 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import replica
 from core.auth import actor_of
 from core.errors import UserNotFound
 from core.fields import SlugField, SlugListField, UserIdField
@@ -168,7 +169,7 @@ class GetUserSegmentsView(SeedView):
     )
     def get(self, request):
         user_id = validated(UserIdSerializer, self.body_or_query(request))["user_id"]
-        slugs = selectors.user_segment_slugs(user_id)
+        slugs = replica.read(lambda alias: selectors.user_segment_slugs(user_id, using=alias))
         if slugs is None:
             raise UserNotFound(user_id)
         return Response({"segments": slugs, "user_id": user_id})

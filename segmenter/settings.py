@@ -104,6 +104,18 @@ if SEGMENTER_METRICS:  # django-prometheus's backend counts queries and connecti
     DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
         "django.db.backends.", "django_prometheus.db.backends."
     )
+# A streaming replica for reads that tolerate SEGMENTER_REPLICA_MAX_LAG seconds (segmenter/replica.py).
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = {**env.db("DATABASE_REPLICA_URL"), "ATOMIC_REQUESTS": False, "CONN_HEALTH_CHECKS": True}
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
+SEGMENTER_REPLICA_MAX_LAG = env.float("SEGMENTER_REPLICA_MAX_LAG", default=1.0)
+# Behind PgBouncer in transaction pooling mode: a server-side cursor would outlive its transaction.
+if env.bool("DATABASE_TRANSACTION_POOLING", default=False):
+    for database in DATABASES.values():
+        database["DISABLE_SERVER_SIDE_CURSORS"] = True
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

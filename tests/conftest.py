@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
@@ -203,6 +204,14 @@ class PrivateCluster:
         self.start()
         self.run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "segmenter")
 
+    def init_replica_of(self, primary: "PrivateCluster") -> None:
+        """A streaming replica of `primary` (pg_basebackup -R: it connects back to the primary by itself)."""
+        self.run(
+            str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+            "-D", str(self.dir / "data"), "-R", "-X", "stream", "--checkpoint=fast", "--no-sync",
+        )  # fmt: skip
+        self.start()
+
     def start(self) -> None:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
         self.run(
@@ -261,3 +270,127 @@ def cluster() -> Iterator[PrivateCluster]:
         yield cluster
     finally:
         cluster.remove()
+
+
+@dataclass(frozen=True)
+class Served:
+    """How the app under test reaches its database: directly or through a pooler (and the settings for it)."""
+
+    url: str
+    env: dict[str, str]
+
+
+POOLED_ENV = {"DATABASE_TRANSACTION_POOLING": "true"}
+
+
+class PgBouncer:
+    """A private pgbouncer in transaction pooling mode on a free port, in front of one PostgreSQL server."""
+
+    def __init__(self, host: str, port: int, pool_size: int = 10) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="segmenter-pgbouncer-"))
+        self.port = _free_port()
+        ini = {
+            "listen_addr": "127.0.0.1",
+            "listen_port": self.port,
+            "unix_socket_dir": "",
+            "auth_type": "trust",
+            "auth_file": self.dir / "users.txt",
+            "pool_mode": "transaction",
+            "max_client_conn": 200,
+            "default_pool_size": pool_size,
+            "query_wait_timeout": 3,
+            "server_login_retry": 1,
+            "logfile": self.dir / "log",
+            "pidfile": self.dir / "pid",
+        }
+        settings_lines = "".join(f"{key} = {value}\n" for key, value in ini.items())
+        (self.dir / "users.txt").write_text('"postgres" ""\n')
+        (self.dir / "pgbouncer.ini").write_text(
+            f"[databases]\n* = host={host} port={port}\n\n[pgbouncer]\n{settings_lines}"
+        )
+        if os.geteuid() == 0:  # pgbouncer refuses to run as root
+            for path in (self.dir, *self.dir.iterdir()):
+                shutil.chown(path, _server_user())
+        prefix = ["runuser", "-u", _server_user(), "--"] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen(
+            [*prefix, shutil.which("pgbouncer") or "pgbouncer", str(self.dir / "pgbouncer.ini")]
+        )
+        deadline = time.monotonic() + 10
+        while not self._listening():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"pgbouncer did not start: {self.log()}")
+            time.sleep(0.05)
+
+    def url(self, dbname: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def _listening(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def log(self) -> str:
+        path = self.dir / "log"
+        return path.read_text()[-3000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        pid = self.dir / "pid"
+        if pid.exists():  # pgbouncer itself, not runuser in front of it
+            os.kill(int(pid.read_text()), signal.SIGTERM)
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def replica(cluster) -> Iterator[PrivateCluster]:
+    """A streaming replica of `cluster`, made after its migrations."""
+    replica = PrivateCluster()
+    try:
+        replica.init_replica_of(cluster)
+        yield replica
+    finally:
+        replica.remove()
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def served_database(request, database_url) -> Iterator[Served]:
+    """The test database as a served app reaches it: directly, then through pgbouncer (transaction pooling)."""
+    if request.param == "direct":
+        yield Served(database_url(), {})
+        return
+    db = settings.DATABASES["default"]
+    bouncer = PgBouncer(db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432))
+    try:
+        yield Served(bouncer.url(db["NAME"]), POOLED_ENV)
+    finally:
+        bouncer.stop()
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def served_cluster(request, cluster) -> Iterator[Served]:
+    """`cluster` as a served app reaches it: directly, then through pgbouncer (transaction pooling)."""
+    if request.param == "direct":
+        yield Served(cluster.url, {})
+        return
+    bouncer = PgBouncer("127.0.0.1", cluster.port)
+    try:
+        yield Served(bouncer.url("segmenter"), POOLED_ENV)
+    finally:
+        bouncer.stop()
+
+
+@pytest.fixture
+def pgbouncer():
+    """A function starting a private pgbouncer (transaction pooling) in front of host:port; stop() it."""
+    return PgBouncer
+
+
+@pytest.fixture
+def pooled_env():
+    """The settings of an app whose DATABASE_URL is a pooler in transaction mode."""
+    return POOLED_ENV

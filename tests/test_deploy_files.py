@@ -16,8 +16,17 @@ def make_targets() -> set[str]:
     return set(re.findall(r"^([a-z][\w.-]*):", (ROOT / "Makefile").read_text(), flags=re.M))
 
 
-def test_compose__services__db_web_worker():
-    assert set(compose()["services"]) == {"db", "web", "worker"}
+def test_compose__services__db_web_worker_and_the_optional_pooler():
+    services = compose()["services"]
+    assert set(services) == {"db", "web", "worker", "pgbouncer"}
+    assert services["pgbouncer"]["profiles"] == ["pooler"]  # off unless asked for
+
+
+def test_compose__pgbouncer__transaction_pooling_in_front_of_db():
+    ini = (ROOT / "deploy" / "pgbouncer.ini").read_text()
+    assert "pool_mode = transaction" in ini
+    assert "host=db port=5432" in ini
+    assert "/etc/pgbouncer/segmenter.ini" in compose()["services"]["pgbouncer"]["volumes"][0]
 
 
 def test_compose__db__healthcheck_and_named_volume():

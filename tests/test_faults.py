@@ -78,7 +78,7 @@ def contains_in_order(groups: list[set], history: list) -> bool:
 
 
 def test_postgres_restart__under_load__503_during_outage_then_recovers_and_nothing_committed_is_lost(
-    assert_history_replays, gunicorn, manage, cluster
+    assert_history_replays, gunicorn, manage, cluster, served_cluster
 ):
     token = manage("create_api_token", "faults", url=cluster.url).strip().splitlines()[-1]
     with closing(cluster.connect()) as conn, conn, conn.cursor() as cursor:
@@ -90,7 +90,7 @@ def test_postgres_restart__under_load__503_during_outage_then_recovers_and_nothi
     ledger, stop = Ledger(), threading.Event()
     outages = []
 
-    with gunicorn(cluster.url, workers=2, threads=4) as server:
+    with gunicorn(served_cluster.url, workers=2, threads=4, **served_cluster.env) as server:
 
         def client(index: int) -> None:
             rng, session = random.Random(index), server.session(token)

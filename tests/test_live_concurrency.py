@@ -63,14 +63,14 @@ def assert_clean_run(server, allowed: set[int], deadlocks_before: int) -> None:
 
 
 def test_live__many_clients_update_the_same_users__history_replays(
-    assert_database_history_replays, database_url, gunicorn, token, deadlocks_before
+    assert_database_history_replays, gunicorn, token, deadlocks_before, served_database
 ):
     users_register(user_ids=[1, 2, 3], actor="setup")
     slugs = [f"S{i}" for i in range(6)]
     for slug in slugs:
         segment_create(slug=slug, actor="setup")
 
-    with gunicorn(database_url()) as server:
+    with gunicorn(served_database.url, **served_database.env) as server:
 
         def client(index: int) -> None:
             rng, session = random.Random(index), server.session(token)
@@ -99,13 +99,13 @@ def test_live__many_clients_update_the_same_users__history_replays(
 
 
 def test_live__rollouts_change_while_users_register_and_update__covered_users_are_members(
-    assert_database_history_replays, database_url, gunicorn, token, deadlocks_before
+    assert_database_history_replays, gunicorn, token, deadlocks_before, served_database
 ):
     for slug in ("R1", "R2", "M1", "M2"):
         segment_create(slug=slug, actor="setup")
     users_register(user_ids=list(range(1, 101)), actor="setup")
 
-    with gunicorn(database_url()) as server:
+    with gunicorn(served_database.url, **served_database.env) as server:
 
         def client(index: int) -> None:
             rng, session = random.Random(index), server.session(token)
@@ -138,13 +138,13 @@ def test_live__rollouts_change_while_users_register_and_update__covered_users_ar
 
 
 def test_live__segment_deletion_races_with_updates__history_replays(
-    assert_database_history_replays, database_url, gunicorn, token, deadlocks_before
+    assert_database_history_replays, gunicorn, token, deadlocks_before, served_database
 ):
     for slug in ("D1", "D2", "K"):
         segment_create(slug=slug, actor="setup")
     users_register(user_ids=list(range(1, 21)), actor="setup")
 
-    with gunicorn(database_url()) as server:
+    with gunicorn(served_database.url, **served_database.env) as server:
 
         def client(index: int) -> None:
             rng, session = random.Random(index), server.session(token)
@@ -172,7 +172,7 @@ def test_live__segment_deletion_races_with_updates__history_replays(
 
 
 def test_live__two_expiry_sweeps_at_once_during_updates__each_expiry_written_once(
-    assert_database_history_replays, database_url, gunicorn, server_env, token, deadlocks_before
+    assert_database_history_replays, gunicorn, server_env, token, deadlocks_before, served_database
 ):
     segment_create(slug="T", actor="setup")
     segment_create(slug="U", actor="setup")
@@ -185,9 +185,9 @@ def test_live__two_expiry_sweeps_at_once_during_updates__each_expiry_written_onc
             " expires_at = now() - interval '1 minute'"
         )
     sweep = [sys.executable, "manage.py", "expire_memberships"]
-    env = server_env(database_url())
+    env = server_env(served_database.url, **served_database.env)
 
-    with gunicorn(database_url()) as server:
+    with gunicorn(served_database.url, **served_database.env) as server:
         sweepers = [subprocess.Popen(sweep, cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE) for _ in range(2)]
 
         def client(index: int) -> None:
@@ -208,12 +208,12 @@ def test_live__two_expiry_sweeps_at_once_during_updates__each_expiry_written_onc
 
 
 def test_live__manual_adds_race_with_rollout_changes__no_add_is_lost(
-    assert_database_history_replays, database_url, gunicorn, token, deadlocks_before
+    assert_database_history_replays, gunicorn, token, deadlocks_before, served_database
 ):
     segment_create(slug="R", actor="setup")
     users_register(user_ids=list(range(1, 201)), actor="setup")
 
-    with gunicorn(database_url()) as server:
+    with gunicorn(served_database.url, **served_database.env) as server:
 
         def client(index: int) -> None:
             session = server.session(token)
@@ -236,12 +236,12 @@ def test_live__manual_adds_race_with_rollout_changes__no_add_is_lost(
 
 
 def test_live__user_deletion_races_with_rollout_changes__history_replays(
-    assert_database_history_replays, database_url, gunicorn, token, deadlocks_before
+    assert_database_history_replays, gunicorn, token, deadlocks_before, served_database
 ):
     segment_create(slug="R", actor="setup")
     users_register(user_ids=list(range(1, 301)), actor="setup")
 
-    with gunicorn(database_url()) as server:
+    with gunicorn(served_database.url, **served_database.env) as server:
 
         def client(index: int) -> None:
             rng, session = random.Random(index), server.session(token)
