@@ -308,10 +308,12 @@ class PgBouncer:
         (self.dir / "pgbouncer.ini").write_text(
             f"[databases]\n* = host={host} port={port}\n\n[pgbouncer]\n{settings_lines}"
         )
-        if os.geteuid() == 0:  # pgbouncer refuses to run as root
+        # pgbouncer refuses to run as root: it runs as the server's user (the owner of a socket folder)
+        user = Path(host).owner() if host.startswith("/") else _server_user()
+        if os.geteuid() == 0:
             for path in (self.dir, *self.dir.iterdir()):
-                shutil.chown(path, _server_user())
-        prefix = ["runuser", "-u", _server_user(), "--"] if os.geteuid() == 0 else []
+                shutil.chown(path, user)
+        prefix = ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []
         self.process = subprocess.Popen(
             [*prefix, shutil.which("pgbouncer") or "pgbouncer", str(self.dir / "pgbouncer.ini")]
         )
