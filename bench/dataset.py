@@ -133,7 +133,8 @@ def _bulk_load(dsn: str, sizes: Sizes, log) -> None:
         )
         log("history loaded; rebuilding indexes")
         for _, definition in indexes:
-            cursor.execute(definition)
+            # pg_indexes shows a partitioned table's index as `ON ONLY` it: made so, it would skip the partitions.
+            cursor.execute(definition.replace(" ON ONLY ", " ON ", 1))
         cursor.execute("VACUUM ANALYZE")
     connection.close()
 
