@@ -5,9 +5,9 @@
 --
 -- segments_history_partition_create(any instant of the month) creates that month's partition
 -- unless it exists (then false). Rows of that month that landed in the DEFAULT partition (no
--- month partition existed when they were written) move into it first. The new table is attached
--- (ATTACH takes SHARE UPDATE EXCLUSIVE on the parent, so writers of other months do not wait);
--- its CHECK constraint lets ATTACH skip a scan of it.
+-- month partition existed when they were written) move into it first, the DEFAULT partition
+-- locked meanwhile. The new table is attached (ATTACH takes SHARE UPDATE EXCLUSIVE on the parent,
+-- so writers of other months do not wait); its CHECK constraint lets ATTACH skip a scan of it.
 CREATE OR REPLACE FUNCTION segments_history_partition_create(month_instant timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -27,6 +27,8 @@ BEGIN
     END IF;
     EXECUTE format('CREATE TABLE %I (LIKE segments_historyevent INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
     EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I CHECK (at >= %L AND at < %L)', name, name || '_month', low, high);
+    -- No row of the month may reach the DEFAULT partition between the move and the ATTACH.
+    LOCK TABLE segments_historyevent_default IN ACCESS EXCLUSIVE MODE;
     EXECUTE format(
         'WITH moved AS (DELETE FROM segments_historyevent_default WHERE at >= %L AND at < %L RETURNING *)'
         ' INSERT INTO %I SELECT * FROM moved',
