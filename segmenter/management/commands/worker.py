@@ -2,11 +2,12 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.jobs import jobs_run
 from reports.services import reports_purge
-from segments.services import memberships_expire
+from segments.services import history_partitions_ensure, memberships_expire
 
 JOBS = {
     "expire_memberships": memberships_expire,  # TTLs that passed: removed, with `ttl` history
     "purge_reports": reports_purge,  # report files older than SEGMENTER_REPORT_TTL_HOURS
+    "history_partitions": history_partitions_ensure,  # history's monthly partitions, created ahead
 }
 
 
