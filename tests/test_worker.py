@@ -8,13 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker__rounds__expire_memberships_and_delete_expired_report_files(tmp_path):
+def test_worker__rounds__expire_memberships_and_delete_expired_report_files(database_url, tmp_path):
     reports = tmp_path / "reports"
     reports.mkdir()
     old, recent = reports / f"{'o' * 32}.csv", reports / f"{'r' * 32}.csv"
@@ -24,7 +23,7 @@ def test_worker__rounds__expire_memberships_and_delete_expired_report_files(tmp_
         os.utime(path, (written, written))
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "DJANGO_SECRET_KEY": "x",
         "MEDIA_ROOT": str(tmp_path),
         "SEGMENTER_REPORT_TTL_HOURS": "2",
@@ -47,8 +46,3 @@ def test_worker__rounds__expire_memberships_and_delete_expired_report_files(tmp_
     finally:
         process.kill()
     assert process.returncode == 0
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
