@@ -1,8 +1,6 @@
 from django.db import models
 from django.db.models.functions import Now
 
-from users.models import User
-
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
 
@@ -39,7 +37,7 @@ class Membership(models.Model):
         ROLLOUT = "rollout"
 
     # No single-column indexes: (user, segment) unique and (segment, user) cover both lookups.
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships", db_index=False)
+    user = models.ForeignKey("users.User", on_delete=models.CASCADE, related_name="memberships", db_index=False)
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
     added_at = models.DateTimeField(db_default=Now(), editable=False)

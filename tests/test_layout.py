@@ -1,7 +1,7 @@
 """Imports point one way: segmenter/ (the project and the API that spans apps) -> apps -> core/.
 
-core/ knows no app; no app imports segmenter/; users/ and segments/ never import reports/; and no
-test imports a test module (shared helpers are fixtures in a conftest.py)."""
+core/ knows no app; no app imports segmenter/; the apps import downwards, reports -> users -> segments;
+and no test imports a test module (shared helpers are fixtures in a conftest.py)."""
 
 import ast
 from pathlib import Path
@@ -44,6 +44,12 @@ def test_apps__never_import_the_project(path):
 @pytest.mark.parametrize("path", [path for app in ("users", "segments") for path in _modules(app)], ids=str)
 def test_users_and_segments__never_import_reports(path):
     assert {name for name in _imports(path) if _top(name) == "reports"} == set()
+
+
+@pytest.mark.parametrize("path", [path for path in _modules("segments") if "tests" not in path.parts], ids=str)
+def test_segments__never_imports_users(path):
+    """users/ calls segments/ (new users join rollouts); a membership names its user by the "users.User" label."""
+    assert {name for name in _imports(path) if _top(name) == "users"} == set()
 
 
 @pytest.mark.parametrize("path", [path for path in ROOT.rglob("*.py") if ".venv" not in path.parts], ids=str)
