@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "users",
     "segments",
     "reports",
+    "events",
 ]
 
 MIDDLEWARE = [
