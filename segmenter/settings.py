@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "procrastinate.contrib.django",
     "segmenter",
     "users",
     "segments",
@@ -253,5 +254,13 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {"django.db.backends": {"level": "INFO"}, "procrastinate": {"level": "WARNING"}},
+}
+
+# The task queue (procrastinate, tables in this database): periodic jobs are in each app's tasks.py.
+PROCRASTINATE_WORKER_DEFAULTS = {
+    "delete_jobs": "always",
+    "fetch_job_polling_interval": 0.5,
+    "update_heartbeat_interval": 2,
+    "stalled_worker_timeout": 10,
 }

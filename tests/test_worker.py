@@ -1,0 +1,67 @@
+"""`manage.py worker`: the task queue's worker runs the periodic jobs until SIGTERM."""
+
+import os
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+
+from segments.models import HistoryEvent, Membership, Segment
+from users.models import User
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for(check, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_worker__membership_expires__ttl_history_within_2s_of_expiry(start_worker):
+    User.objects.create(id=1)
+    segment = Segment.objects.create(slug="S")
+    worker = start_worker()
+    assert wait_for(lambda: worker.jobs("expire_memberships"), 20)  # the worker is up
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now() + interval '1.5 seconds'")
+        expires_at = cursor.fetchone()[0]
+    Membership.objects.create(user_id=1, segment=segment, expires_at=expires_at)
+    assert wait_for(lambda: HistoryEvent.objects.filter(source="ttl").exists(), 10)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        seen_at = cursor.fetchone()[0]
+    assert seen_at - expires_at < timedelta(seconds=2)
+    assert HistoryEvent.objects.get(source="ttl").at == expires_at
+    assert worker.stop() == 0
+
+
+def test_worker__report_files__older_than_the_ttl_deleted(start_worker, tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    old, recent = reports / f"{'o' * 32}.csv", reports / f"{'r' * 32}.csv"
+    for path, age_hours in ((old, 3), (recent, 1)):
+        path.write_text("1;S;added;2023-08-01T00:00:00Z\n")
+        written = time.time() - age_hours * 3600
+        os.utime(path, (written, written))
+    worker = start_worker(SEGMENTER_REPORT_TTL_HOURS="2")
+    assert wait_for(lambda: not old.exists(), 20)
+    assert recent.exists()
+    assert worker.stop() == 0
+
+
+def test_worker__two_workers__each_tick_runs_once(start_worker):
+    first, second = start_worker(), start_worker()
+    assert wait_for(lambda: len(first.jobs("expire_memberships") + second.jobs("expire_memberships")) >= 6, 30)
+    assert first.stop() == 0 and second.stop() == 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), count(DISTINCT defer_timestamp) FROM procrastinate_periodic_defers"
+            " WHERE periodic_id = 'expire_memberships'"
+        )
+        defers, ticks = cursor.fetchone()
+    assert defers == ticks > 0
