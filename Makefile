@@ -31,10 +31,10 @@ install: $(VENV)/.installed
 
 # The embedded PostgreSQL, started unless DATABASE_URL names a server (then nothing embedded starts).
 db: install
-	@if [ -z "$$DATABASE_URL" ]; then $(BIN)/python -m segmenter.local_db start >/dev/null; fi
+	@if [ -z "$$DATABASE_URL" ]; then $(BIN)/python -m core.local_db start >/dev/null; fi
 
 stop: install
-	$(BIN)/python -m segmenter.local_db stop
+	$(BIN)/python -m core.local_db stop
 
 migrate: db
 	$(BIN)/python manage.py migrate --noinput

@@ -13,7 +13,7 @@ def main() -> None:
     except OperationalError as exc:
         if "connection to server" not in str(exc):
             raise
-        from segmenter.local_db import unreachable
+        from core.local_db import unreachable
 
         sys.exit(unreachable(exc))
 

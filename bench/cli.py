@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from bench import bulk, checks, dataset, markdown
-from bench.load import LoadSettings, Target, interleave
+from bench.load import BATCH_USERS, LoadSettings, Target, interleave
 from bench.servers import ROOT, UVICORN, ServerConfig, granian_ensure, snapshot
 from bench.stats import median
 from bench.tools import require_tools
@@ -47,7 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--db", default="segmenter_bench", help="database to (re)create; more get suffixes")
     parser.add_argument("--reuse", action="store_true", help="keep a database that already has these sizes")
     parser.add_argument("--port", type=int, default=18731)
-    parser.add_argument("--skip", default="", help="comma list of: servers, endpoints, latency, bulk, report")
+    parser.add_argument("--skip", default="", help="comma list of: servers, endpoints, batch, latency, bulk, report")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
     args = parser.parse_args(argv)
     if args.small:
@@ -128,6 +128,17 @@ def run(args: argparse.Namespace) -> None:
         results.endpoints = targets
         results.history = checks.history_check(dsn, name, slugs)
         log(f"history check: {results.history}")
+
+    if "batch" not in args.skip:
+        results.batch = [
+            Target("GET /api/v1/users/{id}/segments/, 1 user a request", DEFAULT, dsn=dsn),
+            Target(
+                f"POST /api/v1/users/segments/, {BATCH_USERS:,} users a request", DEFAULT, script="batch.lua", dsn=dsn
+            ),
+        ]
+        for target in results.batch:
+            target.connections = args.connections
+        interleave(results.batch, lambda t: users_of[t.dsn], settings, log)
 
     if "latency" not in args.skip:
         results.latency = latency(args, sizes, dsn, DEFAULT, settings, users_of)

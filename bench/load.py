@@ -11,6 +11,8 @@ from bench.servers import SETTINGS_ENV, Server, ServerConfig
 from bench.sql import pgbench_patch_script, pgbench_script
 from bench.tools import Load, run_pgbench, run_wrk
 
+BATCH_USERS = 1000  # user ids in each request of batch.lua
+
 
 @dataclass
 class Target:
@@ -26,6 +28,10 @@ class Target:
     token: str = ""  # when the target's database has its own token
     settings: str = "default"  # a key of SETTINGS_ENV
     runs: list[Load] = field(default_factory=list)
+
+    @property
+    def users_per_request(self) -> int:
+        return BATCH_USERS if self.script == "batch.lua" else 1
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ def measure(target: Target, users: int, settings: LoadSettings) -> Load:
         "BENCH_USERS": str(users),
         "BENCH_TOKEN": token,
         "BENCH_PATCH_SEGMENTS": str(settings.patch_segments),
+        "BENCH_BATCH": str(BATCH_USERS),
     }
     with Server(target.config, target.app, settings.port, env) as server:
         if settings.warmup:

@@ -27,6 +27,7 @@ class Results:
     servers: list[Target] = field(default_factory=list)
     endpoints: list[Target] = field(default_factory=list)
     history: dict = field(default_factory=dict)
+    batch: list[Target] = field(default_factory=list)
     latency: list[Target] = field(default_factory=list)
     rollout: dict = field(default_factory=dict)
     expiry: dict = field(default_factory=dict)
@@ -170,6 +171,30 @@ def endpoints_section(results: Results) -> list[str]:
     ]
 
 
+def users_per_second(target: Target) -> list[float]:
+    return [run.rps * target.users_per_request for run in target.runs]
+
+
+def batch_section(results: Results) -> list[str]:
+    single, batch = results.batch
+    rows = [
+        [t.label, *summary(t), median(users_per_second(t)), 1e6 / median(users_per_second(t))] for t in results.batch
+    ]
+    return [
+        "## Batch lookup against single GETs",
+        "",
+        "The same users' segments asked for one user a request (the hot GET, fast lane) and"
+        f" {batch.users_per_request:,}"
+        " distinct random users a request (`POST /api/v1/users/segments/`, one query, through Django), under"
+        f" gunicorn.conf.py's config at {results.args.connections} connections, interleaved.",
+        "",
+        table(["request", "rps", "p50 ms", "p99 ms", "errors", "users/s", "µs per user"], rows),
+        "",
+        f"Seconds per user, single GETs ÷ batch: {fmt(ratio(users_per_second(batch), users_per_second(single)))}×.",
+        "",
+    ]
+
+
 def latency_section(results: Results) -> list[str]:
     rows = [[t.label, *summary(t)] for t in results.latency]
     lines = ["## GET latency against dataset size", "", table(["dataset", "rps", "p50 ms", "p99 ms", "errors"], rows)]
@@ -248,6 +273,8 @@ def render(results: Results) -> str:
         lines += servers_section(results)
     if results.endpoints:
         lines += endpoints_section(results)
+    if results.batch:
+        lines += batch_section(results)
     if results.latency:
         lines += latency_section(results)
     if results.rollout or results.expiry or results.report:

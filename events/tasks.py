@@ -3,7 +3,7 @@
 from procrastinate.contrib.django import app
 
 from events.services.log import events_sequence
-from segmenter.jobs import job_round
+from core.jobs import job_round
 
 
 @app.periodic(cron="* * * * * *", periodic_id="sequence_events")

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from django.db import connection
+from django.db import connections
 
 from reports import csv_format
 from reports.periods import Period
@@ -27,9 +27,9 @@ class HistoryQuery:
     segment: str | None = None
 
 
-def events(query: HistoryQuery):
+def events(query: HistoryQuery, using: str = "default"):
     """The query's events, oldest first (ties by id)."""
-    found = HistoryEvent.objects.filter(at__gte=query.period.start, at__lt=query.period.end)
+    found = HistoryEvent.objects.using(using).filter(at__gte=query.period.start, at__lt=query.period.end)
     if query.user_id is not None:
         found = found.filter(user_id=query.user_id)
     if query.segment is not None:
@@ -37,8 +37,8 @@ def events(query: HistoryQuery):
     return found.order_by("at", "id")
 
 
-def lines(query: HistoryQuery, *, detail: bool) -> Iterator[str]:
-    rows = events(query).values_list("user_id", "segment_slug", "operation", "at", "source", "actor")
+def lines(query: HistoryQuery, *, detail: bool, using: str = "default") -> Iterator[str]:
+    rows = events(query, using).values_list("user_id", "segment_slug", "operation", "at", "source", "actor")
     for row in rows.iterator(chunk_size=CHUNK_ROWS):
         yield csv_format.line(*row, detail=detail)
 
@@ -73,9 +73,9 @@ def copy_sql(query: HistoryQuery, *, detail: bool) -> tuple[str, list]:
     return f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} ORDER BY at, id", params
 
 
-def copy_csv(out: BinaryIO, sql: str, params: list) -> int:
+def copy_csv(out: BinaryIO, sql: str, params: list, using: str = "default") -> int:
     """Write the rows of `sql` to `out` as `;`-separated CSV; return how many."""
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         raw = cursor.cursor  # psycopg 3: the parameters are bound client-side, as COPY needs
         with raw.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, DELIMITER ';')", params) as copy:
             for data in copy:
@@ -83,6 +83,6 @@ def copy_csv(out: BinaryIO, sql: str, params: list) -> int:
         return raw.rowcount
 
 
-def write(out: BinaryIO, query: HistoryQuery, *, detail: bool) -> int:
+def write(out: BinaryIO, query: HistoryQuery, *, detail: bool, using: str = "default") -> int:
     """Write the query's lines to `out` without holding them in memory; return how many."""
-    return copy_csv(out, *copy_sql(query, detail=detail))
+    return copy_csv(out, *copy_sql(query, detail=detail), using)

@@ -5,7 +5,7 @@ import logging
 import re
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import BinaryIO
@@ -15,10 +15,11 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from core import replica
+from core.errors import ReportNotWritten, ReportTooLarge, UserNotFound
 from reports import csv_format, export
 from reports.export import HistoryQuery
 from reports.periods import Period
-from segmenter.errors import ReportNotWritten, ReportTooLarge, UserNotFound
 from segments.models import Segment
 from segments.services import memberships_expire
 from users.models import User
@@ -46,22 +47,26 @@ def history_sweep(*, user_id: int | None = None, segment: str | None = None) -> 
     return memberships_expire(user_id=user_id, segment_id=segment_id)
 
 
-def user_history(*, user_id: int, period: Period):
-    """A registered user's events in the period, oldest first (a queryset, for pagination)."""
+def user_history(*, user_id: int, period: Period, page: Callable = list):
+    """`page` (a paginator's) of a registered user's events in the period, oldest first.
+
+    Read from the replica when it is fresh enough, unless the sweep has just written some.
+    """
     if not User.objects.filter(pk=user_id).exists():
         raise UserNotFound(user_id)
-    history_sweep(user_id=user_id)
-    return export.events(HistoryQuery(period=period, user_id=user_id))
+    swept = history_sweep(user_id=user_id)
+    query = HistoryQuery(period=period, user_id=user_id)
+    return replica.read(lambda alias: page(export.events(query, alias)), after_write=swept > 0)
 
 
-def report_size_check(*, query: HistoryQuery) -> None:
+def report_size_check(*, query: HistoryQuery, using: str = "default") -> None:
     """Refuse a report of more than SEGMENTER_REPORT_MAX_ROWS rows before anything is written.
 
     The count stops at the cap plus one (`SELECT count(*) FROM (SELECT ... LIMIT cap+1)`), so it
     reads at most that many index entries of the period, and no rows past the cap.
     """
     cap = settings.SEGMENTER_REPORT_MAX_ROWS
-    if export.events(query).order_by()[: cap + 1].count() > cap:
+    if export.events(query, using).order_by()[: cap + 1].count() > cap:
         raise ReportTooLarge(cap)
 
 
@@ -85,21 +90,26 @@ def report_copy(out: BinaryIO, *, query: HistoryQuery, header: bool = False, det
     return _copy(out, query=query, header=header, detail=detail)
 
 
-def _copy(out: BinaryIO, *, query: HistoryQuery, header: bool, detail: bool) -> int:
+def _copy(out: BinaryIO, *, query: HistoryQuery, header: bool, detail: bool, using: str = "default") -> int:
     if header:
         out.write(csv_format.header(detail=detail).encode())
-    return export.write(out, query, detail=detail)
+    return export.write(out, query, detail=detail, using=using)
 
 
 def report_write(*, query: HistoryQuery, header: bool = False, detail: bool = False) -> ReportFile:
     """Write the CSV into storage as `reports/<192 random bits>.csv`, spooled through a temp file;
-    a report over SEGMENTER_REPORT_MAX_ROWS is refused first (ReportTooLarge) and writes nothing."""
-    history_sweep(user_id=query.user_id, segment=query.segment)
-    report_size_check(query=query)
+    a report over SEGMENTER_REPORT_MAX_ROWS is refused first (ReportTooLarge) and writes nothing.
+    Read from the replica when it is fresh enough, unless the sweep has just written some."""
+    swept = history_sweep(user_id=query.user_id, segment=query.segment)
+    return replica.read(lambda alias: _report_write(query, header, detail, alias), after_write=swept > 0)
+
+
+def _report_write(query: HistoryQuery, header: bool, detail: bool, using: str) -> ReportFile:
+    report_size_check(query=query, using=using)
     path = f"{REPORTS_DIR}/{secrets.token_urlsafe(24)}.csv"
     try:
         with tempfile.TemporaryFile() as spool:
-            rows = _copy(spool, query=query, header=header, detail=detail)
+            rows = _copy(spool, query=query, header=header, detail=detail, using=using)
             name = default_storage.save(path, File(spool, name="report.csv"))
     except OSError as exc:  # disk full, read-only or missing folder: the client may retry, the operator must act
         logger.error("report not written: %s", exc)

@@ -11,6 +11,10 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import problem_json_response
+from core.pagination import TimePagination
+from core.serializers import problems, validated
+from core.throttles import ReportThrottle
 from reports import services
 from reports.export import HistoryQuery
 from reports.serializers import (
@@ -20,10 +24,6 @@ from reports.serializers import (
     ReportRequestSerializer,
     ReportSerializer,
 )
-from segmenter.errors import problem_json_response
-from segmenter.pagination import TimePagination
-from segmenter.serializers import problems, validated
-from segmenter.throttles import ReportThrottle
 from users.views import USER_ID_PARAM, user_id_from
 
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -60,7 +60,7 @@ class UserHistoryView(GenericAPIView):
     def get(self, request, user_id):
         user_id = user_id_from(self.kwargs)
         period = validated(PeriodQuerySerializer, request.query_params.dict())["period"]
-        page = self.paginate_queryset(services.user_history(user_id=user_id, period=period))
+        page = services.user_history(user_id=user_id, period=period, page=self.paginate_queryset)
         return self.get_paginated_response(HistoryEventSerializer(page, many=True).data)
 
 

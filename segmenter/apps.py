@@ -1,9 +1,10 @@
 from django.apps import AppConfig
 
 
-class SegmenterConfig(AppConfig):
-    name = "segmenter"
-    verbose_name = "API access"
+class ServiceConfig(AppConfig):
+    """The project: settings, URLs, the API that spans apps (seed adapter, fast lane, metrics) and the
+    commands that span them (quickstart, worker). It has no models."""
 
-    def ready(self) -> None:
-        from segmenter import schema  # noqa: F401  (schema registers the auth extension)
+    name = "segmenter"
+    label = "service"  # `segmenter` is core's label (its tables keep their names)
+    verbose_name = "Segmenter"

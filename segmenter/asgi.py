@@ -16,7 +16,7 @@ from tempfile import SpooledTemporaryFile
 from a2wsgi import WSGIMiddleware
 from django.conf import settings
 
-from segmenter.middleware import api_body_refusal
+from core.middleware import api_body_refusal
 from segmenter.wsgi import application as wsgi_application
 
 CHUNK = 65_536

@@ -38,10 +38,10 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import resolve
 
-from segmenter import telemetry
-from segmenter.auth import ANONYMOUS, Client, bearer_token, token_cache, token_hash
-from segmenter.fields import MAX_USER_ID
-from segmenter.parsers import JSONParser
+from core import replica, telemetry
+from core.auth import ANONYMOUS, Client, bearer_token, token_cache, token_hash
+from core.fields import MAX_USER_ID
+from core.parsers import JSONParser
 from segments.selectors import user_segment_slugs
 from segments.serializers import MembershipsChangeSerializer, MembershipsPatchSerializer
 from segments.services import memberships_update
@@ -60,12 +60,12 @@ CONTENT_LENGTH = re.compile(r"[0-9]{1,6}")
 KNOWN_MIDDLEWARE = {
     "csp.middleware.CSPMiddleware": "its header is run at start",
     "axes.middleware.AxesMiddleware": "acts only on admin login attempts",
-    "segmenter.middleware.RequestTelemetryMiddleware": "the lane adds the same X-Request-ID and counts, times and "
-    "logs its requests with the same segmenter/telemetry.py functions",
-    "segmenter.middleware.HeadWithoutBodyMiddleware": "the lane answers GET and PATCH only; HEAD goes to Django",
+    "core.middleware.RequestTelemetryMiddleware": "the lane adds the same X-Request-ID and counts, times and "
+    "logs its requests with the same core/telemetry.py functions",
+    "core.middleware.HeadWithoutBodyMiddleware": "the lane answers GET and PATCH only; HEAD goes to Django",
     "django.middleware.security.SecurityMiddleware": "its headers are run at start; plain HTTP under "
     "SECURE_SSL_REDIRECT goes to Django",
-    "segmenter.middleware.ApiBodyLimitMiddleware": "the lane takes bodies of at most 64 KiB with a Content-Length",
+    "core.middleware.ApiBodyLimitMiddleware": "the lane takes bodies of at most 64 KiB with a Content-Length",
     "whitenoise.middleware.WhiteNoiseMiddleware": "serves static files only",
     "django.contrib.sessions.middleware.SessionMiddleware": "API views never touch the session",
     "django.middleware.common.CommonMiddleware": "the lane's URLs resolve as given; PREPEND_WWW and "
@@ -171,7 +171,7 @@ def _get(environ) -> Answer | str:
         client = _client(environ, config)
         if isinstance(client, str):
             return client
-        slugs = user_segment_slugs(user_id)
+        slugs = replica.read(lambda alias: user_segment_slugs(user_id, using=alias))
     except Exception as exc:  # noqa: BLE001 - Django answers the same request with its own error handling
         return f"the database failed ({type(exc).__name__})"
     if slugs is None:

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, REGISTRY, CollectorRegis
 from prometheus_client.core import GaugeMetricFamily
 from rest_framework.views import APIView
 
-from segmenter.jobs import EXPIRY_SWEEP
+from core.jobs import EXPIRY_SWEEP
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "segmenter.auth.TokenAuthentication"
+    target_class = "core.auth.TokenAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):

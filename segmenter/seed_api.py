@@ -10,15 +10,16 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import replica
+from core.auth import actor_of
+from core.errors import UserNotFound
+from core.fields import SlugField, SlugListField, UserIdField
+from core.parsers import AnyContentTypeJSONParser
+from core.serializers import problems, validated
+from core.throttles import ReportThrottle
 from reports.serializers import PeriodFields
 from reports.services import report_write
 from reports.views import query_of, report_url
-from segmenter.auth import actor_of
-from segmenter.errors import UserNotFound
-from segmenter.fields import SlugField, SlugListField, UserIdField
-from segmenter.parsers import AnyContentTypeJSONParser
-from segmenter.serializers import problems, validated
-from segmenter.throttles import ReportThrottle
 from segments import selectors, services
 from segments.serializers import MembershipsChangeSerializer
 from segments.services.memberships import AddItem
@@ -168,7 +169,7 @@ class GetUserSegmentsView(SeedView):
     )
     def get(self, request):
         user_id = validated(UserIdSerializer, self.body_or_query(request))["user_id"]
-        slugs = selectors.user_segment_slugs(user_id)
+        slugs = replica.read(lambda alias: selectors.user_segment_slugs(user_id, using=alias))
         if slugs is None:
             raise UserNotFound(user_id)
         return Response({"segments": slugs, "user_id": user_id})

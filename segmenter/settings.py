@@ -8,7 +8,7 @@ import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from segmenter import local_db
+from core import local_db
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -43,19 +43,20 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "procrastinate.contrib.django",
-    "segmenter",
+    "core",
     "users",
     "segments",
     "reports",
     "events",
+    "segmenter",
 ]
 
 MIDDLEWARE = [
-    "segmenter.middleware.RequestTelemetryMiddleware",
-    "segmenter.middleware.HeadWithoutBodyMiddleware",
+    "core.middleware.RequestTelemetryMiddleware",
+    "core.middleware.HeadWithoutBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "segmenter.middleware.ApiBodyLimitMiddleware",
+    "core.middleware.ApiBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -75,7 +76,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.float("DJANGO_ADMIN_LOCKOUT_MINUTES", 
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the cool-off runs from the lockout, whatever follows
-AXES_CLIENT_IP_CALLABLE = "segmenter.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
 
 ROOT_URLCONF = "segmenter.urls"
 WSGI_APPLICATION = "segmenter.wsgi.application"
@@ -105,6 +106,18 @@ if SEGMENTER_METRICS:  # django-prometheus's backend counts queries and connecti
     DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
         "django.db.backends.", "django_prometheus.db.backends."
     )
+# A streaming replica for reads that tolerate SEGMENTER_REPLICA_MAX_LAG seconds (segmenter/replica.py).
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = {**env.db("DATABASE_REPLICA_URL"), "ATOMIC_REQUESTS": False, "CONN_HEALTH_CHECKS": True}
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
+SEGMENTER_REPLICA_MAX_LAG = env.float("SEGMENTER_REPLICA_MAX_LAG", default=1.0)
+# Behind PgBouncer in transaction pooling mode: a server-side cursor would outlive its transaction.
+if env.bool("DATABASE_TRANSACTION_POOLING", default=False):
+    for database in DATABASES.values():
+        database["DISABLE_SERVER_SIDE_CURSORS"] = True
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -126,22 +139,22 @@ STORAGES = {
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "media/"
 
-# Request bodies over 1 MiB are refused with 413 (segmenter.middleware).
+# Request bodies over 1 MiB are refused with 413 (core.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["segmenter.auth.TokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["segmenter.auth.TokenPermission"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.auth.TokenPermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["segmenter.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "segmenter.schema.AutoSchema",
-    "EXCEPTION_HANDLER": "segmenter.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_METADATA_CLASS": None,  # OPTIONS is a 405: its metadata crashed on viewsets and described internals
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
     "COERCE_DECIMAL_TO_STRING": False,
-    "DEFAULT_THROTTLE_CLASSES": ["segmenter.throttles.WriteThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.WriteThrottle"],
 }
 
 
@@ -249,12 +262,16 @@ LOGGING = {
             "timestamp": "time",
         }
     },
-    "filters": {"request_id": {"()": "segmenter.telemetry.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.telemetry.RequestIdFilter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}, "procrastinate": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "axes": {"level": "WARNING"},  # axes: no banner at start
+        "procrastinate": {"level": "WARNING"},
+    },
 }
 
 # The task queue (procrastinate, tables in this database): periodic jobs are in each app's tasks.py.

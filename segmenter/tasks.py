@@ -7,7 +7,7 @@ queued at most once (`queueing_lock`) and run by one worker at a time (`lock`).
 from procrastinate.contrib.django import app
 
 from reports.services import reports_purge
-from segmenter.jobs import EXPIRY_SWEEP, job_round
+from core.jobs import EXPIRY_SWEEP, job_round
 from segments.services import memberships_expire
 
 STALLED_SECONDS = 10  # settings.PROCRASTINATE_WORKER_DEFAULTS: heartbeat every 2 s, stalled after 10 s

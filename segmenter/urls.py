@@ -5,11 +5,12 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
+from core import views
 from reports import views as reports_views
-from segmenter import seed_api, views
+from segmenter import seed_api
 from segmenter.metrics import MetricsView
 from segments.views import SegmentViewSet
-from users.views import UserViewSet
+from users.views import UsersSegmentsView, UserViewSet
 
 router = SimpleRouter()
 router.register("segments", SegmentViewSet, basename="segment")
@@ -28,6 +29,8 @@ urlpatterns = [
     path("api/v1/reports/", reports_views.ReportsView.as_view(), name="reports"),
     path("api/v1/reports/history.csv", reports_views.HistoryCsvView.as_view(), name="history-csv"),
     path("api/v1/users/<str:user_id>/history/", reports_views.UserHistoryView.as_view(), name="user-history"),
+    # Before the router, whose users/{user_id}/ would take "segments" for a user id.
+    path("api/v1/users/segments/", UsersSegmentsView.as_view(), name="users-segments"),
     path("api/v1/", include(router.urls)),
     path("api/create_segment", seed_api.CreateSegmentView.as_view()),
     path("api/delete_segment", seed_api.DeleteSegmentView.as_view()),

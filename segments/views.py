@@ -3,10 +3,10 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from segmenter.auth import actor_of
-from segmenter.fields import parse_slug
-from segmenter.pagination import SlugPagination, UserIdPagination
-from segmenter.serializers import problems, validated
+from core.auth import actor_of
+from core.fields import parse_slug
+from core.pagination import SlugPagination, UserIdPagination
+from core.serializers import problems, validated
 from segments import selectors, services
 from segments.models import Membership
 from segments.serializers import (

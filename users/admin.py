@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from segments.admin_lists import CappedPaginator, user_id_search
+from segments.admin.lists import CappedPaginator, user_id_search
 from segments.models import Membership
 from users.models import User
 

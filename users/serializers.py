@@ -1,7 +1,10 @@
+from collections import Counter
+
 from rest_framework import serializers
 
-from segmenter.fields import MAX_USER_IDS, UserIdField
-from segmenter.serializers import StrictSerializer
+from core.fields import MAX_USER_IDS, UserIdField
+from core.serializers import StrictSerializer
+from segments.selectors import MAX_BATCH_USER_IDS
 
 
 class UserMembershipSerializer(serializers.Serializer):
@@ -29,3 +32,18 @@ class UsersRegisterResultSerializer(serializers.Serializer):
 class UserSegmentsSerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
     segments = serializers.ListField(child=serializers.CharField())
+
+
+class UsersSegmentsRequestSerializer(StrictSerializer):
+    user_ids = serializers.ListField(child=UserIdField(), min_length=1, max_length=MAX_BATCH_USER_IDS)
+
+    def validate_user_ids(self, user_ids: list[int]) -> list[int]:
+        repeated = sorted(user_id for user_id, count in Counter(user_ids).items() if count > 1)
+        if repeated:
+            raise serializers.ValidationError(f"Repeated user ids: {', '.join(map(str, repeated[:20]))}.")
+        return user_ids
+
+
+class UsersSegmentsSerializer(serializers.Serializer):
+    users = UserSegmentsSerializer(many=True)
+    unknown_user_ids = serializers.ListField(child=serializers.IntegerField())

@@ -4,14 +4,24 @@ from collections.abc import Callable
 
 from django.db import connection, transaction
 
-from segmenter.db import CLOCK
-from segmenter.errors import UserNotFound
+from core.db import CLOCK
+from core.errors import UserNotFound
 from segments.services import memberships_remove_all, rollout_join_users
+from users.models import User
 
 
-def user_register(*, user_id: int, actor: str) -> bool:
-    """Register one user; True when it is new."""
-    return users_register(user_ids=[user_id], actor=actor)[0] == 1
+def user_register(*, user_id: int, actor: str) -> tuple[User, bool]:
+    """Register one user (idempotent): the user as registered and whether it is new.
+
+    The row is read under a lock in the registering transaction, so a deletion racing the call
+    waits for it; one that came between the insert and the read makes the call register again.
+    """
+    while True:
+        with transaction.atomic():
+            created = users_register(user_ids=[user_id], actor=actor)[0] == 1
+            user = User.objects.select_for_update(no_key=True).filter(pk=user_id).first()
+            if user is not None:
+                return user, created
 
 
 def users_register(*, user_ids: list[int], actor: str) -> tuple[int, int]:

@@ -3,11 +3,13 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from segmenter.auth import actor_of
-from segmenter.errors import UserNotFound
-from segmenter.fields import parse_user_id
-from segmenter.serializers import problems, validated
+from core import replica
+from core.auth import actor_of
+from core.errors import UserNotFound
+from core.fields import parse_user_id
+from core.serializers import problems, validated
 from segments import selectors
 from segments.serializers import MembershipsChangeSerializer, MembershipsPatchSerializer
 from segments.services import memberships_update
@@ -18,6 +20,8 @@ from users.serializers import (
     UserSerializer,
     UsersRegisterResultSerializer,
     UsersRegisterSerializer,
+    UsersSegmentsRequestSerializer,
+    UsersSegmentsSerializer,
 )
 
 USER_ID_PARAM = OpenApiParameter("user_id", int, OpenApiParameter.PATH, description="The user's id, 1..2^63-1")
@@ -61,8 +65,8 @@ class UserViewSet(viewsets.GenericViewSet):
     )
     def update(self, request, user_id=None):
         user_id = user_id_from(self.kwargs)
-        created = services.user_register(user_id=user_id, actor=actor_of(request))
-        return self._render(User.objects.get(pk=user_id), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        user, created = services.user_register(user_id=user_id, actor=actor_of(request))
+        return self._render(user, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(
         summary="A user and their active memberships",
@@ -93,7 +97,7 @@ class UserViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def segments(self, request, user_id=None):
         user_id = user_id_from(self.kwargs)
-        slugs = selectors.user_segment_slugs(user_id)
+        slugs = replica.read(lambda alias: selectors.user_segment_slugs(user_id, using=alias))
         if slugs is None:
             raise UserNotFound(user_id)
         return Response({"user_id": user_id, "segments": slugs})
@@ -112,3 +116,18 @@ class UserViewSet(viewsets.GenericViewSet):
             user_id=user_id, add=data["add"], remove=data["remove"], source="api", actor=actor_of(request)
         )
         return Response(MembershipsChangeSerializer(change).data)
+
+
+class UsersSegmentsView(APIView):
+    read_only_safe_methods = ("POST",)  # a lookup of many users at once only reads
+
+    @extend_schema(
+        operation_id="v1_users_segments_batch",
+        summary="Many users' active segments at once (up to 1,000, one query)",
+        request=UsersSegmentsRequestSerializer,
+        responses={200: UsersSegmentsSerializer, **problems(400, 401, 413, 415)},
+    )
+    def post(self, request):
+        data = validated(UsersSegmentsRequestSerializer, request.data)
+        users, unknown = replica.read(lambda alias: selectors.users_segment_slugs(data["user_ids"], using=alias))
+        return Response({"users": users, "unknown_user_ids": unknown})

@@ -94,7 +94,7 @@ def test_pgbench_script__same_sql_as_the_hot_path_with_a_random_id():
 def test_hot_sql__same_as_the_selector():
     with CaptureQueriesContext(connection) as queries:
         user_segment_slugs(7)
-    assert [query["sql"] for query in queries] == [HOT_SQL % 7]
+    assert [query["sql"] for query in queries] == [HOT_SQL.replace("%s", "7")]
 
 
 def test_splice__notes_around_the_markers__kept():

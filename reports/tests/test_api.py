@@ -3,7 +3,6 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from reports.services import NAME_RE
-from reports.tests.conftest import utc
 from segments.models import Membership, Segment
 from segments.services import AddItem, memberships_update
 from users.models import User
@@ -101,7 +100,7 @@ def test_history_csv__no_token__401(anon):
     assert_problem(anon.get(CSV_URL, {"from": "2023-08"}), 401, "not_authenticated")
 
 
-def test_history_csv__due_ttl__removed_line_once(api, member):
+def test_history_csv__due_ttl__removed_line_once(utc, api, member):
     user, segment = member
     Membership.objects.create(user=user, segment=segment, expires_at=utc(2023, 8, 31, 23, 59, 59))
     expected = b"1000;AVITO_DISCOUNT_30;removed;2023-08-31T23:59:59Z;ttl;system\n"

@@ -9,7 +9,6 @@ from django.core.management import CommandError, call_command
 from reports.export import HistoryQuery
 from reports.periods import Month, period_of
 from reports.services import report_write
-from reports.tests.conftest import utc
 from segments.models import HistoryEvent, Membership
 
 
@@ -34,7 +33,7 @@ def test_report__output_file_with_header_and_detail__file_written_and_count_prin
     )
 
 
-def test_report__multibyte_actor_over_many_chunks__decoded_whole(db):
+def test_report__multibyte_actor_over_many_chunks__decoded_whole(utc, db):
     HistoryEvent.objects.bulk_create(
         HistoryEvent(user_id=1, segment_slug="S", operation="added", source="api", actor="名前;ü", at=utc(2023, 8, 1))
         for _ in range(5000)
@@ -44,7 +43,7 @@ def test_report__multibyte_actor_over_many_chunks__decoded_whole(db):
     assert set(line.split(";", 5)[5] for line in lines) == {'"名前;ü"'}
 
 
-def test_report__due_ttl__swept_and_reported(member):
+def test_report__due_ttl__swept_and_reported(utc, member):
     user, segment = member
     Membership.objects.create(user=user, segment=segment, expires_at=utc(2023, 8, 31, 23, 59, 59))
     assert run("--from", "2023-08", "--detail") == "1000;AVITO_DISCOUNT_30;removed;2023-08-31T23:59:59Z;ttl;system\n"

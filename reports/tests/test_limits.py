@@ -9,12 +9,11 @@ from django.conf import settings
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from core.auth import token_create
+from core.errors import ReportTooLarge
 from reports.export import HistoryQuery
 from reports.periods import Month, period_of
 from reports.services import report_size_check, reports_purge
-from segmenter.auth import token_create
-from segmenter.errors import ReportTooLarge
-from segmenter.tests.live import database_url, gunicorn
 
 CSV_URL = "/api/v1/reports/history.csv"
 AUGUST = {"from": "2023-08"}  # three events in the boundary fixture
@@ -75,18 +74,6 @@ def test_report_requests__rate_window_passed__served_again(boundary, token, sett
     assert report_request(client, "csv")["Retry-After"] == "60"
     time_machine.move_to("2030-01-01T00:01:01Z", tick=False)
     assert report_request(client, "csv").status_code == 200
-
-
-@pytest.mark.django_db(transaction=True)
-def test_report_rate__two_server_processes__share_one_count(boundary, tmp_path):
-    """The count lives in the database cache, so separate server processes see the same one."""
-    token = token_create(name="flood")[1]
-    env = {"SEGMENTER_REPORT_RATE": "4/min", "MEDIA_ROOT": str(tmp_path)}
-    path = f"{CSV_URL}?from=2023-08"
-    with gunicorn(database_url(), workers=1, **env) as one, gunicorn(database_url(), workers=1, **env) as two:
-        statuses = [one.call(one.session(token), "GET", path).status_code for _ in range(2)]
-        statuses += [two.call(two.session(token), "GET", path).status_code for _ in range(3)]
-    assert statuses == [200, 200, 200, 200, 429]
 
 
 @pytest.mark.parametrize("kind", ["post", "csv", "seed"])

@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from core.errors import UserNotFound
 from reports import export
 from reports.export import HistoryQuery
 from reports.periods import Month, period_of
@@ -20,8 +21,6 @@ from reports.services import (
     reports_purge,
     user_history,
 )
-from reports.tests.conftest import event, utc
-from segmenter.errors import UserNotFound
 from segments.models import HistoryEvent, Membership, Segment
 from segments.services import AddItem, memberships_expire, memberships_update, rollout_apply, segment_delete
 from users.models import User
@@ -96,7 +95,7 @@ def test_history_csv__filters__only_matching_events(boundary, user_id, segment, 
     assert all(part in line for part, line in zip(expected, lines, strict=True))
 
 
-def test_history_csv__actor_with_separator_quote_newline_or_empty__quoted_rfc4180(db):
+def test_history_csv__actor_with_separator_quote_newline_or_empty__quoted_rfc4180(event, utc, db):
     actors = ["a;b", 'say "hi"', "two\nlines", "cr\rhere", "", "plain name", "ünïcödé 名前"]
     for second, actor in enumerate(actors):
         event(7, "S", "added", utc(2023, 8, 2, 0, 0, second), actor=actor)
@@ -114,7 +113,7 @@ def test_history_csv__actor_with_separator_quote_newline_or_empty__quoted_rfc418
     )
 
 
-def test_history_csv__more_rows_than_a_chunk__every_row_once_in_order(db):
+def test_history_csv__more_rows_than_a_chunk__every_row_once_in_order(utc, db):
     start = utc(2023, 8, 1)
     count = export.CHUNK_ROWS * 2 + 7
     HistoryEvent.objects.bulk_create(
@@ -137,7 +136,7 @@ def test_history_csv__more_rows_than_a_chunk__every_row_once_in_order(db):
 @pytest.mark.parametrize(
     ("user_id", "segment"), [(None, None), (1000, None), (None, "AVITO_DISCOUNT_30"), (1000, "AVITO_DISCOUNT_30")]
 )
-def test_history_csv__due_membership_not_swept__removed_at_expires_at_with_ttl(member, user_id, segment):
+def test_history_csv__due_membership_not_swept__removed_at_expires_at_with_ttl(event, utc, member, user_id, segment):
     user, seg = member
     event(1000, seg.slug, "added", utc(2023, 8, 31, 12, 0, 0))
     Membership.objects.create(user=user, segment=seg, expires_at=utc(2023, 8, 31, 23, 59, 59))
@@ -152,7 +151,7 @@ def test_history_csv__due_membership_not_swept__removed_at_expires_at_with_ttl(m
     assert csv_of(HistoryQuery(period=SEPTEMBER)) == b""
 
 
-def test_history_csv__sweep_ran_before__expiry_once_at_its_time(member):
+def test_history_csv__sweep_ran_before__expiry_once_at_its_time(utc, member):
     user, segment = member
     Membership.objects.create(user=user, segment=segment, expires_at=utc(2023, 9, 1, 0, 0, 0))
     assert memberships_expire() == 1
@@ -205,7 +204,7 @@ def test_user_history__unknown_user__user_not_found(db):
         user_history(user_id=5, period=AUGUST)
 
 
-def test_user_history__known_user__own_events_oldest_first_after_sweep(member, boundary):
+def test_user_history__known_user__own_events_oldest_first_after_sweep(utc, member, boundary):
     user, segment = member
     Membership.objects.create(user=user, segment=segment, expires_at=utc(2023, 8, 15))
     found = user_history(user_id=1000, period=AUGUST)
@@ -264,7 +263,7 @@ def test_reports_purge__no_reports_folder__nothing(db):
     assert reports_purge(older_than=timedelta(0)) == 0
 
 
-def test_copy_csv__any_rows__same_bytes_as_the_streamed_lines(db):
+def test_copy_csv__any_rows__same_bytes_as_the_streamed_lines(utc, db):
     actors = ["", "a;b", '"', "x\ny", "ok", "ü"]
     HistoryEvent.objects.bulk_create(
         HistoryEvent(
@@ -285,7 +284,7 @@ def test_copy_csv__any_rows__same_bytes_as_the_streamed_lines(db):
         assert copied.getvalue() == fallback
 
 
-def test_history_csv__expiries_either_side_of_midnight__each_in_its_months_report(member):
+def test_history_csv__expiries_either_side_of_midnight__each_in_its_months_report(utc, member):
     user, segment = member
     other = Segment.objects.create(slug="AVITO_VOICE_MESSAGES")
     Membership.objects.create(user=user, segment=segment, expires_at=utc(2023, 8, 31, 23, 59, 59))

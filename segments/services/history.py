@@ -8,7 +8,7 @@ import json
 
 from django.db import connection
 
-from segmenter.db import CLOCK
+from core.db import CLOCK
 
 
 def changes_record(

@@ -17,9 +17,9 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
-from segmenter.db import CLOCK
-from segmenter.errors import SegmentNotFound
-from segmenter.fields import MAX_USER_ID
+from core.db import CLOCK
+from core.errors import SegmentNotFound
+from core.fields import MAX_USER_ID
 from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.db import DatabaseError, connection, transaction
 
-from segmenter.errors import SegmentNotFound, UserNotFound, ValidationFailed
+from core.errors import SegmentNotFound, UserNotFound, ValidationFailed
 from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record
 

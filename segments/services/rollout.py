@@ -6,8 +6,9 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
-from segmenter.db import CLOCK, bucket_sql, rollout_lock
-from segmenter.errors import SegmentNotFound
+from core.db import CLOCK, bucket_sql, rollout_lock
+from core.errors import SegmentNotFound
+from segments.selectors import active_sql
 from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record, segment_event_record
 
@@ -95,7 +96,7 @@ def _apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool) -> Rollout
 
 
 def _count_changes(cursor, segment_id: int, slug: str, limit: int) -> tuple[int, int]:
-    active = "(m.expires_at IS NULL OR m.expires_at > now())"
+    active = active_sql("m")
     cursor.execute(
         "SELECT count(*) FROM users_user u"
         f" WHERE {bucket_sql('%s', 'u.id')} < %s AND NOT EXISTS ("

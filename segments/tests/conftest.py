@@ -17,10 +17,16 @@ def segments(db):
     return slugs
 
 
-def events(**filters) -> list[tuple]:
+def _events(**filters) -> list[tuple]:
     """History as (user_id, slug, operation, source) in order."""
     return list(
         HistoryEvent.objects.filter(**filters)
         .order_by("at", "id")
         .values_list("user_id", "segment_slug", "operation", "source")
     )
+
+
+@pytest.fixture
+def events():
+    """A function giving the history as (user_id, slug, operation, source) in time order."""
+    return _events

@@ -7,9 +7,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from segments import admin as segments_admin
-from segments import admin_lists
-from segments.admin_lists import CappedPaginator
-from segments.charts import members_by_day, members_chart_svg
+from segments.admin import lists as admin_lists
+from segments.admin.charts import members_by_day, members_chart_svg
+from segments.admin.lists import CappedPaginator
 from segments.models import HistoryEvent, Membership, Segment
 from segments.services import AddItem, is_covered, memberships_update, segment_create
 from users.models import User

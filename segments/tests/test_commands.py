@@ -10,7 +10,6 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from segmenter.tests.live import database_url
 from segments.models import HistoryEvent, Membership, Segment
 from users.services import users_seed
 
@@ -47,7 +46,7 @@ def test_expire_memberships__once__sweeps_and_reports(capsys):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_expire_memberships__loop__runs_the_worker_until_sigterm():
+def test_expire_memberships__loop__runs_the_worker_until_sigterm(database_url):
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SECRET_KEY": "x"}
     process = subprocess.Popen(
         [sys.executable, "manage.py", "expire_memberships", "--loop"],

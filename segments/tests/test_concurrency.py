@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from segments.models import HistoryEvent, Membership, Segment
 from segments.services import AddItem, bucket, memberships_expire, memberships_update, rollout_apply
-from segments.tests.history_replay import assert_database_history_replays
 from users.models import User
 from users.services import users_register
 
@@ -40,7 +39,7 @@ def run_threads(count: int, target) -> list[BaseException]:
     return errors
 
 
-def test_memberships_update__parallel_updates_of_one_user__history_replays():
+def test_memberships_update__parallel_updates_of_one_user__history_replays(assert_database_history_replays):
     User.objects.create(id=1000)
     Segment.objects.bulk_create([Segment(slug=slug) for slug in SLUGS])
 
@@ -84,7 +83,9 @@ def test_memberships_expire__two_sweeps_at_once__each_expiry_written_once():
         assert cursor.fetchone()[0] == 0
 
 
-def test_rollout_apply__concurrent_rollouts_and_registrations__members_match_final_percent():
+def test_rollout_apply__concurrent_rollouts_and_registrations__members_match_final_percent(
+    assert_database_history_replays,
+):
     User.objects.bulk_create([User(id=i) for i in range(1, 3001)])
     Segment.objects.create(slug="S")
     percents = [Decimal(p) for p in (40, 10, 70, 25)]
@@ -104,7 +105,7 @@ def test_rollout_apply__concurrent_rollouts_and_registrations__members_match_fin
     assert_database_history_replays()
 
 
-def test_users_register__during_an_uncommitted_rollout__sees_its_new_percent():
+def test_users_register__during_an_uncommitted_rollout__sees_its_new_percent(assert_database_history_replays):
     Segment.objects.create(slug="S")
     rollout_apply(slug="S", percent=Decimal(50), actor="setup")
     rollout_started, registering = threading.Event(), threading.Event()

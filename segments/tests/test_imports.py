@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from segmenter.errors import SegmentNotFound
+from core.errors import SegmentNotFound
 from segments.models import HistoryEvent, Membership, Segment
 from segments.services import memberships_import, rollout_apply
 from segments.services.imports import MAX_PROBLEMS

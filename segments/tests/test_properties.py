@@ -7,7 +7,7 @@ from django.db import connection, transaction
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from segmenter.errors import ServiceError
+from core.errors import ServiceError
 from segments.models import HistoryEvent, Membership
 from segments.services import (
     AddItem,
@@ -18,7 +18,6 @@ from segments.services import (
     segment_create,
     segment_delete,
 )
-from segments.tests.history_replay import assert_database_history_replays, history_problems
 from users.services import user_delete, users_register
 
 SLUGS = ["A", "B", "C"]
@@ -58,7 +57,8 @@ def _apply(operation: tuple) -> None:
         # The user's timed memberships fall due, as if their TTL had run out; nothing has swept them yet.
         with connection.cursor() as cursor:
             cursor.execute(
-                "UPDATE segments_membership SET expires_at = now() WHERE user_id = %s AND expires_at IS NOT NULL",
+                "UPDATE segments_membership SET expires_at = clock_timestamp()"
+                " WHERE user_id = %s AND expires_at IS NOT NULL",
                 [args[0]],
             )
     else:
@@ -82,7 +82,9 @@ def _assert_rollout_members_covered() -> None:
 @pytest.mark.django_db
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], database=None)
 @given(st.lists(operations, min_size=1, max_size=40))
-def test_services__any_sequence_of_operations__memberships_replay_history(operation_list):
+def test_services__any_sequence_of_operations__memberships_replay_history(
+    assert_database_history_replays, operation_list
+):
     with transaction.atomic():
         users_register(user_ids=USER_IDS[:4], actor="prop")
         for slug, percent in zip(SLUGS, ("0", "0", "50"), strict=True):
@@ -100,7 +102,7 @@ def test_services__any_sequence_of_operations__memberships_replay_history(operat
 
 
 @pytest.mark.django_db
-def test_history_replay__member_without_event_or_doubled_event__reported():
+def test_history_replay__member_without_event_or_doubled_event__reported(history_problems):
     users_register(user_ids=[1], actor="prop")
     segment_create(slug="A", actor="prop")
     segment_create(slug="B", actor="prop")

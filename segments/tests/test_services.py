@@ -5,11 +5,10 @@ import pytest
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from segmenter.errors import SegmentNotFound, UserNotFound, ValidationFailed
+from core.errors import SegmentNotFound, UserNotFound, ValidationFailed
 from segments.models import HistoryEvent, Membership, Segment
 from segments.selectors import user_segment_slugs
 from segments.services import AddItem, memberships_expire, memberships_update, segment_delete
-from segments.tests.conftest import events
 from users.services import user_delete
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +33,7 @@ def test_memberships_update__assignment_example__each_user_gets_their_segments(u
     assert user_segment_slugs(99) is None
 
 
-def test_memberships_update__add_and_remove__one_event_per_change(users, segments):
+def test_memberships_update__add_and_remove__one_event_per_change(events, users, segments):
     update(add=["AVITO_DISCOUNT_30", "AVITO_DISCOUNT_50"])
     change = update(add=["AVITO_VOICE_MESSAGES"], remove=["AVITO_DISCOUNT_50", "AVITO_PERFORMANCE_VAS"])
 
@@ -50,7 +49,7 @@ def test_memberships_update__add_and_remove__one_event_per_change(users, segment
     assert set(HistoryEvent.objects.values_list("actor", flat=True)) == {"tests"}
 
 
-def test_memberships_update__unknown_slug_in_add__remove_is_undone_too(users, segments):
+def test_memberships_update__unknown_slug_in_add__remove_is_undone_too(events, users, segments):
     update(add=["AVITO_DISCOUNT_30"])
     before = events()
 
@@ -80,7 +79,7 @@ def test_memberships_update__expires_at_in_past__validation_error_changes_nothin
     assert not Membership.objects.exists()
 
 
-def test_memberships_update__readd_active_member__no_history_and_expiry_replaced(users, segments):
+def test_memberships_update__readd_active_member__no_history_and_expiry_replaced(events, users, segments):
     later = timezone.now() + timedelta(days=2)
     update(add=[AddItem(slug="AVITO_DISCOUNT_30", expires_at=later)])
 
@@ -133,7 +132,7 @@ def test_memberships_expire__due_memberships__removed_once_at_their_expiry(users
     assert user_segment_slugs(1000) == ["AVITO_DISCOUNT_50"]
 
 
-def test_segment_delete__members__each_removal_in_history(users, segments):
+def test_segment_delete__members__each_removal_in_history(events, users, segments):
     for user_id in users:
         update(user_id, add=["AVITO_DISCOUNT_30"])
 
@@ -145,7 +144,7 @@ def test_segment_delete__members__each_removal_in_history(users, segments):
     ]
 
 
-def test_segment_delete__same_slug_created_again__history_continues(users, segments):
+def test_segment_delete__same_slug_created_again__history_continues(events, users, segments):
     update(add=["AVITO_DISCOUNT_30"])
     segment_delete(slug="AVITO_DISCOUNT_30", actor="tests")
     Segment.objects.create(slug="AVITO_DISCOUNT_30")
@@ -155,7 +154,7 @@ def test_segment_delete__same_slug_created_again__history_continues(users, segme
     assert [e[2] for e in events(segment_slug="AVITO_DISCOUNT_30")] == ["added", "removed", "added"]
 
 
-def test_user_delete__memberships__removed_with_history(users, segments):
+def test_user_delete__memberships__removed_with_history(events, users, segments):
     update(add=["AVITO_DISCOUNT_30", "AVITO_DISCOUNT_50"])
 
     assert user_delete(user_id=1000, actor="tests") == 2

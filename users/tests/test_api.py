@@ -6,7 +6,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from segments.models import HistoryEvent, Membership, Segment
-from segments.tests.test_api import problem
 from users.models import User
 
 pytestmark = pytest.mark.django_db
@@ -38,13 +37,13 @@ def test_bulk_register__mixed__counts_created_and_existing(api):
 
 
 @pytest.mark.parametrize("ids", [[], [0], [-1], [1.5], [True], ["x"], [2**63], list(range(1, 10_002))])
-def test_bulk_register__bad_ids__400_and_nothing_created(api, ids):
+def test_bulk_register__bad_ids__400_and_nothing_created(problem, api, ids):
     problem(api.post("/api/v1/users/", {"user_ids": ids}, format="json"), 400, "validation_error")
     assert not User.objects.exists()
 
 
 @pytest.mark.parametrize("user_id", ["0", "-1", "1.5", "abc", "true", "9223372036854775808", "1e3"])
-def test_user_paths__invalid_id__400(api, user_id):
+def test_user_paths__invalid_id__400(problem, api, user_id):
     problem(api.get(f"/api/v1/users/{user_id}/segments/"), 400, "validation_error")
     problem(api.put(f"/api/v1/users/{user_id}/"), 400, "validation_error")
 
@@ -53,7 +52,7 @@ def test_user_paths__max_id__accepted(api):
     assert api.put("/api/v1/users/9223372036854775807/").status_code == 201
 
 
-def test_get_user__memberships__listed(api, setup):
+def test_get_user__memberships__listed(problem, api, setup):
     patch(api, 1000, {"add": ["AVITO_DISCOUNT_30"]})
     body = api.get("/api/v1/users/1000/").json()
     assert [m["segment"] for m in body["memberships"]] == ["AVITO_DISCOUNT_30"]
@@ -61,14 +60,14 @@ def test_get_user__memberships__listed(api, setup):
     problem(api.get("/api/v1/users/77/"), 404, "user_not_found")
 
 
-def test_delete_user__204_and_history(api, setup):
+def test_delete_user__204_and_history(problem, api, setup):
     patch(api, 1000, {"add": ["AVITO_DISCOUNT_30"]})
     assert api.delete("/api/v1/users/1000/").status_code == 204
     assert HistoryEvent.objects.filter(source="user_deleted").count() == 1
     problem(api.delete("/api/v1/users/1000/"), 404, "user_not_found")
 
 
-def test_get_segments__unknown_user__404_with_user_id(api):
+def test_get_segments__unknown_user__404_with_user_id(problem, api):
     assert problem(api.get("/api/v1/users/1000/segments/"), 404, "user_not_found")["user_id"] == 1000
 
 
@@ -95,7 +94,7 @@ def test_patch__example__response_shape(api, setup):
     assert set(HistoryEvent.objects.values_list("actor", flat=True)) == {"tests"}
 
 
-def test_patch__unknown_slug_in_add__remove_undone_404_listing_all(api, setup):
+def test_patch__unknown_slug_in_add__remove_undone_404_listing_all(problem, api, setup):
     patch(api, 1000, {"add": ["AVITO_DISCOUNT_30"]})
     body = problem(
         patch(api, 1000, {"add": ["AVITO_Y", "AVITO_X"], "remove": ["AVITO_DISCOUNT_30", "AVITO_Z"]}),
@@ -106,7 +105,7 @@ def test_patch__unknown_slug_in_add__remove_undone_404_listing_all(api, setup):
     assert Membership.objects.count() == 1 and HistoryEvent.objects.count() == 1
 
 
-def test_patch__unknown_user__404(api, setup):
+def test_patch__unknown_user__404(problem, api, setup):
     problem(patch(api, 5, {"add": ["AVITO_DISCOUNT_30"]}), 404, "user_not_found")
 
 
@@ -129,7 +128,7 @@ def test_patch__unknown_user__404(api, setup):
         ["AVITO_DISCOUNT_30"],
     ],
 )
-def test_patch__invalid_body__400_and_nothing_changes(api, setup, body):
+def test_patch__invalid_body__400_and_nothing_changes(problem, api, setup, body):
     problem(patch(api, 1000, body), 400, "validation_error")
     assert not Membership.objects.exists() and not HistoryEvent.objects.exists()
 

@@ -4,8 +4,8 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from segmenter.auth import token_create
-from segmenter.models import ApiToken
+from core.auth import token_create
+from core.models import ApiToken
 from users.models import User
 from users.services import users_seed
 

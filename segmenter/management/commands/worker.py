@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from core.jobs import jobs_run_once, worker_run
 from reports.services import reports_purge
-from segmenter.jobs import jobs_run_once, worker_run
 from segments.services import memberships_expire
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from segmenter.jobs import jobs_run_once, worker_run
+from core.jobs import jobs_run_once, worker_run
 from segments.services import memberships_expire
 
 

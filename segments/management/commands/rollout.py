@@ -2,7 +2,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError
 
-from segmenter.errors import ServiceError
+from core.errors import ServiceError
 from segments.services import rollout_apply
 
 

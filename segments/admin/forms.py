@@ -1,0 +1,55 @@
+"""Forms of the segments admin: they check input; the services make the changes."""
+
+from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils import timezone
+
+from core.fields import SLUG_RE
+from segments.models import Membership, Segment
+from segments.services.imports import MODES
+
+
+class SegmentForm(forms.ModelForm):
+    rollout_percent = forms.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        initial=0,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="0-100, at most two decimals. Users are picked by a sticky hash of slug and user id; "
+        "a change is confirmed on the next page with the number of users it adds and removes.",
+    )
+
+    class Meta:
+        model = Segment
+        fields = ["slug", "description", "rollout_percent"]
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"]
+        if not SLUG_RE.fullmatch(slug):
+            raise forms.ValidationError("1-100 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit.")
+        return slug
+
+
+class MembershipForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["user", "segment", "expires_at"]
+        help_texts = {"expires_at": "Empty: a member until removed. Otherwise the membership ends at this time (UTC)."}
+
+    def clean_expires_at(self):
+        expires_at = self.cleaned_data["expires_at"]
+        if expires_at is not None and expires_at <= timezone.now():
+            raise forms.ValidationError("The expiry must be in the future.")
+        return expires_at
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        help_text="CSV, one user id per line, optionally followed by ,expires_at (RFC 3339, e.g. 2030-01-01T00:00:00Z)."
+    )
+    mode = forms.ChoiceField(
+        choices=[(mode, mode) for mode in MODES],
+        initial="add",
+        widget=forms.RadioSelect,
+        help_text="Add or remove the listed users.",
+    )

@@ -1,0 +1,104 @@
+"""The segment admin's own pages: rollout confirmation, CSV import and CSV export."""
+
+import csv
+from collections.abc import Iterator
+from datetime import UTC
+from decimal import Decimal
+
+from django.db import transaction
+from django.http import StreamingHttpResponse
+from django.template.response import TemplateResponse
+
+from segments.admin.forms import ImportForm
+from segments.models import Membership, Segment
+from segments.services import rollout_apply, segment_create
+from segments.services.imports import memberships_import
+
+EXPORT_BATCH = 5000
+
+
+def rollout_preview(*, slug: str, percent: Decimal, exists: bool, actor: str):
+    """The rollout service's dry run; for a segment not created yet, inside a transaction rolled back."""
+    if exists:
+        return rollout_apply(slug=slug, percent=percent, actor=actor, dry_run=True)
+    with transaction.atomic():
+        segment_create(slug=slug, actor=actor)
+        result = rollout_apply(slug=slug, percent=percent, actor=actor, dry_run=True)
+        transaction.set_rollback(True)
+    return result
+
+
+def rollout_confirm_response(
+    model_admin, request, *, segment: Segment | None, slug: str, current: Decimal, percent: Decimal
+):
+    actor = request.user.get_username()
+    result = rollout_preview(slug=slug, percent=percent, exists=segment is not None, actor=actor)
+    hidden = [(key, value) for key, values in request.POST.lists() if key != "csrfmiddlewaretoken" for value in values]
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": f"Confirm the rollout of {slug}",
+        "slug": slug,
+        "segment": segment,
+        "current": current,
+        "result": result,
+        "hidden": hidden,
+    }
+    return TemplateResponse(request, "admin/segments/segment/rollout_confirm.html", context)
+
+
+def import_view(model_admin, request, segment: Segment):
+    form = ImportForm(request.POST or None, request.FILES or None)
+    result = None
+    if request.method == "POST" and form.is_valid():
+        result = memberships_import(
+            slug=segment.slug,
+            lines=form.cleaned_data["file"],
+            mode=form.cleaned_data["mode"],
+            actor=request.user.get_username(),
+        )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": f"Import members of {segment.slug}",
+        "segment": segment,
+        "form": form,
+        "result": result,
+    }
+    return TemplateResponse(request, "admin/segments/segment/import.html", context)
+
+
+def export_response(segment: Segment) -> StreamingHttpResponse:
+    """The segment's active members as CSV, read in keyset batches and streamed as they are read."""
+    response = StreamingHttpResponse(_member_lines(segment.pk), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{segment.slug}-members.csv"'
+    return response
+
+
+class _Line:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _member_lines(segment_id: int) -> Iterator[str]:
+    writer = csv.writer(_Line(), lineterminator="\n")
+    yield writer.writerow(["user_id", "expires_at", "source", "added_at"])
+    last = 0
+    while True:
+        rows = list(
+            Membership.objects.active()
+            .filter(segment_id=segment_id, user_id__gt=last)
+            .order_by("user_id")
+            .values_list("user_id", "expires_at", "source", "added_at")[:EXPORT_BATCH]
+        )
+        if not rows:
+            return
+        yield "".join(
+            writer.writerow([user_id, _rfc3339(expires_at), source, _rfc3339(added_at)])
+            for user_id, expires_at, source, added_at in rows
+        )
+        last = rows[-1][0]
+
+
+def _rfc3339(value) -> str:
+    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

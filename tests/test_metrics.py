@@ -1,0 +1,145 @@
+"""GET /metrics: its token, its format, the domain gauges, and counts added up from several gunicorn workers."""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.core.management import call_command
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.auth import token_create
+from segments.services import AddItem, memberships_update, segment_create, segment_delete
+from users.services import user_register
+
+pytestmark = pytest.mark.django_db
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted labels): value} of a Prometheus text page (fails on anything malformed)."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics__read_only_token__prometheus_text(anon, read_only_token, settings):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    anon.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {read_only_token}")  # counted once answered
+    response = anon.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {read_only_token}")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    found = samples(response.content.decode())
+    labels = (("method", "GET"), ("route", "metrics"), ("status", "200"))
+    assert found[("segmenter_http_requests_total", labels)] >= 1
+    assert any(name == "django_db_execute_total" for name, _ in found)
+
+
+@pytest.mark.parametrize("header", [None, "Bearer nope", "Basic dXNlcjpwYXNz"])
+def test_metrics__no_or_unknown_token__401_problem_json(anon, db, settings, header):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    response = anon.get("/metrics", **({"HTTP_AUTHORIZATION": header} if header else {}))
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "not_authenticated"
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_metrics__writing_method__405(api, settings, method):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    assert getattr(api, method)("/metrics").status_code == 405
+
+
+def wait_for(read, expected: dict, timeout: float = 20) -> dict:
+    """Poll `read()` until it holds `expected` (PostgreSQL's statistics follow commits within about a second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = read()
+        if all(found.get(name) == value for name, value in expected.items()) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_domain_gauges__after_changes__follow_them(api, settings):
+    settings.ALLOWED_HOSTS = ["testserver"]
+
+    def gauges() -> dict:
+        found = samples(api.get("/metrics").content.decode())
+        return {name: value for (name, labels), value in found.items() if name.startswith("segmenter_") and not labels}
+
+    assert "segmenter_expiry_sweep_age_seconds" not in gauges()  # never swept
+    for user_id in (1, 2, 3):
+        user_register(user_id=user_id, actor="t")
+    for slug in ("A", "B", "C"):
+        segment_create(slug=slug, actor="t")
+    for user_id in (1, 2):
+        memberships_update(
+            user_id=user_id, add=[AddItem(slug="A"), AddItem(slug="B")], remove=[], source="api", actor="t"
+        )
+    expected = {"segmenter_segments": 3, "segmenter_memberships": 4}
+    assert {name: value for name, value in wait_for(gauges, expected).items() if name in expected} == expected
+
+    segment_delete(slug="A", actor="t")
+    call_command("expire_memberships")
+    expected = {"segmenter_segments": 2, "segmenter_memberships": 2}
+    found = wait_for(gauges, expected)
+    assert {name: value for name, value in found.items() if name in expected} == expected
+    assert 0 <= found["segmenter_expiry_sweep_age_seconds"] < 60
+
+
+def requests_counted(text: str, route: str) -> float:
+    return sum(
+        value
+        for (name, labels), value in samples(text).items()
+        if name == "segmenter_http_requests_total" and dict(labels)["route"] == route
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_metrics__live_gunicorn_workers__counts_of_every_worker_added_up(database_url, gunicorn, tmp_path):
+    """Two workers, one of them killed midway: /metrics counts every request, the dead worker's too."""
+    user_register(user_id=7, actor="t")
+    token = token_create(name="live")[1]
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_1.db").write_bytes(b"left by an earlier run")
+    headers = {"Authorization": f"Bearer {token}"}
+    with gunicorn(
+        database_url(), workers=2, threads=2, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), DJANGO_LOG_LEVEL="INFO"
+    ) as server:
+        assert not (metrics_dir / "counter_1.db").exists()  # emptied at start
+
+        def hit(times: int) -> None:
+            for number in range(times):  # a new connection each time: the workers share them out
+                for path in ("/api/v1/users/7/segments/", "/api/v1/segments/"):
+                    response = requests.get(server.base_url + path, headers={**headers, "X-Request-ID": f"r{number}"})
+                    assert response.status_code == 200
+                    assert response.headers["X-Request-ID"] == f"r{number}"
+
+        hit(20)
+        served = {int(path.stem.split("_")[1]) for path in metrics_dir.glob("counter_*.db")}
+        assert served <= set(server.worker_pids())
+        killed = next(iter(served))
+        os.kill(killed, signal.SIGTERM)  # gunicorn starts another worker
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (killed in server.worker_pids() or len(server.worker_pids()) < 2):
+            time.sleep(0.1)
+        time.sleep(1)  # the new worker has loaded the app
+        hit(20)
+        page = requests.get(server.base_url + "/metrics", headers=headers)
+        assert page.status_code == 200
+        assert requests_counted(page.text, "user-segments") == 40
+        assert requests_counted(page.text, "segment-list") == 40
+        assert len(list(metrics_dir.glob("counter_*.db"))) >= 2
+        lines = [json.loads(line) for line in server.log_lines() if line.startswith("{")]
+    requests_lines = [line for line in lines if line.get("logger") == "segmenter.requests"]
+    lane = [line for line in requests_lines if line["route"] == "user-segments" and line["request_id"] == "r19"]
+    assert [(line["method"], line["status"], line["path"]) for line in lane] == [
+        ("GET", 200, "/api/v1/users/7/segments/")
+    ] * 2
+    assert not Path(metrics_dir).exists() or not list(metrics_dir.glob("*.db"))  # removed at exit

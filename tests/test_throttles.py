@@ -1,0 +1,57 @@
+"""The optional per-token write rate (SEGMENTER_WRITE_RATE): off by default, counts only writes."""
+
+import json
+
+import pytest
+from django.test import RequestFactory
+
+from core.auth import token_create
+from segmenter import hot_path
+from segments.services import segment_create
+from users.services import user_register
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def user_and_segment():
+    user_register(user_id=42, actor="t")
+    segment_create(slug="A_SEG", actor="t")
+
+
+def patch(api, slug: str):
+    return api.patch("/api/v1/users/42/segments/", {"add": [slug]}, format="json")
+
+
+def test_writes__no_write_rate__never_throttled(api, user_and_segment):
+    assert {patch(api, "A_SEG").status_code for _ in range(40)} == {200}
+
+
+def test_writes__over_the_write_rate__429_with_retry_after_and_reads_still_served(api, user_and_segment, settings):
+    settings.SEGMENTER_WRITE_RATE = "2/min"
+    assert [patch(api, "A_SEG").status_code for _ in range(2)] == [200, 200]
+    response = api.put("/api/v1/users/43/")
+    assert response.status_code == 429
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "throttled"
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert api.get("/api/v1/users/43/").status_code == 404  # the refused write changed nothing
+    assert [api.get("/api/v1/users/42/segments/").status_code for _ in range(5)] == [200] * 5
+
+
+def test_writes__over_the_write_rate__another_token_still_writes(api, user_and_segment, settings):
+    settings.SEGMENTER_WRITE_RATE = "1/min"
+    assert [patch(api, "A_SEG").status_code for _ in range(2)] == [200, 429]
+    other = api.__class__()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {token_create(name='other')[1]}")
+    assert patch(other, "A_SEG").status_code == 200
+
+
+def test_fast_lane__write_rate_set__leaves_patches_to_django(token, user_and_segment, settings):
+    body = json.dumps({"add": ["A_SEG"]}).encode()
+    headers = {"HTTP_HOST": "localhost", "HTTP_AUTHORIZATION": f"Bearer {token}"}
+    request = RequestFactory().patch("/api/v1/users/42/segments/", body, content_type="application/json", **headers)
+    assert hot_path._patch_answer(dict(request.environ)) is not None
+    settings.SEGMENTER_WRITE_RATE = "100/min"
+    request = RequestFactory().patch("/api/v1/users/42/segments/", body, content_type="application/json", **headers)
+    assert hot_path._patch_answer(request.environ) is None
