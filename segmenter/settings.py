@@ -190,6 +190,7 @@ SCHEMA_TAGS = [
     {"name": "segments", "description": "Segments: create, change and delete them, list members, roll out by percent."},
     {"name": "users", "description": "Users and their segments: register, read (the hot path), add and remove."},
     {"name": "history and reports", "description": "When a user entered or left a segment: events and CSV reports."},
+    {"name": "webhooks", "description": "Receivers of membership and segment events, signed (Standard Webhooks)."},
     {"name": "health", "description": "Is the service up and its database reachable (no token needed)."},
     {
         "name": "older API",
@@ -281,3 +282,8 @@ PROCRASTINATE_WORKER_DEFAULTS = {
     "update_heartbeat_interval": 2,
     "stalled_worker_timeout": 10,
 }
+
+# Webhooks (events/services/webhooks.py): receivers on private, loopback or link-local addresses only when
+# allowed; a message failing for SEGMENTER_WEBHOOK_RETRY_HOURS disables its webhook.
+SEGMENTER_WEBHOOK_ALLOW_PRIVATE = env.bool("SEGMENTER_WEBHOOK_ALLOW_PRIVATE", default=False)
+SEGMENTER_WEBHOOK_RETRY_HOURS = env.float("SEGMENTER_WEBHOOK_RETRY_HOURS", default=24.0)

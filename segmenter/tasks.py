@@ -4,10 +4,11 @@ Each is deferred once per tick whichever number of workers run (procrastinate re
 queued at most once (`queueing_lock`) and run by one worker at a time (`lock`).
 """
 
+from procrastinate import exceptions, jobs
 from procrastinate.contrib.django import app
 
-from reports.services import reports_purge
 from core.jobs import EXPIRY_SWEEP, job_round
+from reports.services import reports_purge
 from segments.services import memberships_expire
 
 STALLED_SECONDS = 10  # settings.PROCRASTINATE_WORKER_DEFAULTS: heartbeat every 2 s, stalled after 10 s
@@ -33,5 +34,8 @@ async def retry_stalled_jobs(context, timestamp: int) -> int:
     manager = context.app.job_manager
     stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_SECONDS))
     for job in stalled:
-        await manager.retry_job(job)
+        try:
+            await manager.retry_job(job)
+        except exceptions.UniqueViolation:  # the same work is queued again already (its queueing lock)
+            await manager.finish_job(job, status=jobs.Status.ABORTED, delete_job=True)
     return len(stalled)

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg2
@@ -438,3 +439,45 @@ def start_worker(tmp_path, database_url):
     for worker in started:
         worker.process.kill()
         worker.process.wait()
+
+
+class Receiver:
+    """A webhook receiver on a free port of 127.0.0.1: records every POST (headers, body); answers 500 to
+    the first `failures` ones and, while `hold` is set, waits before answering."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[dict, bytes]] = []
+        self.failures = 0
+        self.hold = threading.Event()
+        self.arrived = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.posts.append(({key.lower(): value for key, value in self.headers.items()}, body))
+                receiver.arrived.set()
+                while receiver.hold.is_set():
+                    time.sleep(0.05)
+                failed = receiver.failures > 0
+                receiver.failures -= 1
+                self.send_response(500 if failed else 204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks?x=1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self) -> list[dict]:
+        return [event for _, body in self.posts for event in json.loads(body).get("events", [])]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.hold.clear()
+    receiver.server.shutdown()
