@@ -106,6 +106,12 @@ def _bulk_load(dsn: str, sizes: Sizes, log) -> None:
             )
         log(f"memberships loaded; history: {sizes.history} events")
         small = sizes.report_events // 10
+        # History's monthly partitions for every month loaded (2024 and May-June 2025), so no row
+        # lands in the DEFAULT partition.
+        cursor.execute(
+            "SELECT segments_history_partition_create(timestamptz '2024-01-15 00:00+00' + m * interval '1 month')"
+            " FROM generate_series(0, 17) m"
+        )
         cursor.execute(
             "INSERT INTO segments_historyevent (user_id, segment_slug, operation, source, actor, at)"
             " SELECT 1 + g %% %(users)s, 'seg_' || (1 + g %% %(segments)s),"
@@ -127,7 +133,8 @@ def _bulk_load(dsn: str, sizes: Sizes, log) -> None:
         )
         log("history loaded; rebuilding indexes")
         for _, definition in indexes:
-            cursor.execute(definition)
+            # pg_indexes shows a partitioned table's index as `ON ONLY` it: made so, it would skip the partitions.
+            cursor.execute(definition.replace(" ON ONLY ", " ON ", 1))
         cursor.execute("VACUUM ANALYZE")
     connection.close()
 

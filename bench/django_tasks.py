@@ -1,12 +1,14 @@
 """Service-side timings, run in a child process against the bench database: `python -m bench.django_tasks TASK ...`.
 
 Prints one JSON object. Tasks: `queries USER_ID TOKEN` (queries per hot-path GET once warm),
-`rollout SLUG PERCENT` (segments.services.rollout_apply), `expire` (segments.services.memberships_expire).
+`rollout SLUG PERCENT` (segments.services.rollout_apply), `expire` (segments.services.memberships_expire),
+`report YYYY-MM` (a month's CSV report file, reports.services.report_copy, as POST /api/v1/reports/ writes it).
 """
 
 import json
 import os
 import sys
+import tempfile
 import time
 
 
@@ -19,6 +21,9 @@ def main(task: str, *args: str) -> dict:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    from reports.export import HistoryQuery
+    from reports.periods import Period, month_parse
+    from reports.services import report_copy
     from segments.services import memberships_expire, rollout_apply
 
     if task == "queries":
@@ -34,6 +39,11 @@ def main(task: str, *args: str) -> dict:
         return {"seconds": time.perf_counter() - started, "rows": result.added + result.removed}
     if task == "expire":
         rows = memberships_expire()
+        return {"seconds": time.perf_counter() - started, "rows": rows}
+    if task == "report":
+        month = month_parse(args[0])
+        with tempfile.TemporaryFile() as out:
+            rows = report_copy(out, query=HistoryQuery(period=Period(month, month)), detail=True)
         return {"seconds": time.perf_counter() - started, "rows": rows}
     raise SystemExit(f"unknown task {task}")
 

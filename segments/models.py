@@ -66,7 +66,12 @@ class Membership(models.Model):
 
 
 class HistoryEvent(models.Model):
-    """One entry or exit of a user into a segment. Append-only; outlives users and segments."""
+    """One entry or exit of a user into a segment. Append-only; outlives users and segments.
+
+    The table is range-partitioned by `at`, a partition a month (migration 0006,
+    services/history_partitions.py). Its SQL primary key is (id, at), as a partitioned table's
+    keys must hold `at`; Django keeps `id` as the pk: ids come from one sequence, so it is unique.
+    """
 
     class Operation(models.TextChoices):
         ADDED = "added"

@@ -24,6 +24,7 @@ import psycopg2
 import pytest
 import requests
 from django.conf import settings
+from django.db import connection
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 REQUEST_TIMEOUT = 15
@@ -310,10 +311,12 @@ class PgBouncer:
         (self.dir / "pgbouncer.ini").write_text(
             f"[databases]\n* = host={host} port={port}\n\n[pgbouncer]\n{settings_lines}"
         )
-        if os.geteuid() == 0:  # pgbouncer refuses to run as root
+        # pgbouncer refuses to run as root: it runs as the server's user (the owner of a socket folder)
+        user = Path(host).owner() if host.startswith("/") else _server_user()
+        if os.geteuid() == 0:
             for path in (self.dir, *self.dir.iterdir()):
-                shutil.chown(path, _server_user())
-        prefix = ["runuser", "-u", _server_user(), "--"] if os.geteuid() == 0 else []
+                shutil.chown(path, user)
+        prefix = ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []
         self.process = subprocess.Popen(
             [*prefix, shutil.which("pgbouncer") or "pgbouncer", str(self.dir / "pgbouncer.ini")]
         )
@@ -425,7 +428,13 @@ class Worker:
 
 @pytest.fixture
 def start_worker(tmp_path, database_url):
-    """Start `manage.py worker` processes on the test database; each is SIGKILLed at the end if still running."""
+    """Start `manage.py worker` processes on the test database, on an empty task queue (procrastinate's
+    tables are not Django's to flush: a job a killed worker left `doing` would hold its lock until
+    the stalled-job retry, 10 to 15 s later); each is SIGKILLed at the end if still running."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers, procrastinate_workers"
+        )
     started: list[Worker] = []
 
     def start(**env: str) -> Worker:

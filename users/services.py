@@ -19,9 +19,9 @@ def user_register(*, user_id: int, actor: str) -> tuple[User, bool]:
     while True:
         with transaction.atomic():
             created = users_register(user_ids=[user_id], actor=actor)[0] == 1
-            user = User.objects.select_for_update(no_key=True).filter(pk=user_id).first()
-            if user is not None:
-                return user, created
+            found = list(User.objects.raw("SELECT * FROM users_user WHERE id = %s FOR NO KEY UPDATE", [user_id]))
+            if found:
+                return found[0], created
 
 
 def users_register(*, user_ids: list[int], actor: str) -> tuple[int, int]:

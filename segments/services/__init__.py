@@ -1,6 +1,7 @@
 """Business logic of segments: every write to segments, memberships and history is here."""
 
 from segments.services.expiry import memberships_expire
+from segments.services.history_partitions import history_partitions, history_partitions_ensure, history_purge
 from segments.services.imports import memberships_import as memberships_import
 from segments.services.memberships import AddItem, MembershipsChange, memberships_remove_all, memberships_update
 from segments.services.rollout import RolloutResult, bucket, is_covered, rollout_apply, rollout_join_users
@@ -11,6 +12,9 @@ __all__ = [
     "MembershipsChange",
     "RolloutResult",
     "bucket",
+    "history_partitions",
+    "history_partitions_ensure",
+    "history_purge",
     "is_covered",
     "memberships_expire",
     "memberships_remove_all",

@@ -40,7 +40,8 @@ def segment_update(
 ) -> Segment:
     """Change the fields given (None leaves a field as it is)."""
     with transaction.atomic():
-        segment = Segment.objects.select_for_update(no_key=True).filter(slug=slug).first()
+        found = list(Segment.objects.raw("SELECT * FROM segments_segment WHERE slug = %s FOR NO KEY UPDATE", [slug]))
+        segment = found[0] if found else None
         if segment is None:
             raise SegmentNotFound([slug])
         if description is not None and description != segment.description:

@@ -7,15 +7,6 @@ from users.services import users_seed
 pytestmark = pytest.mark.django_db
 
 
-def problem(response, status, code):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert {"status", "code", "title", "detail"} <= set(body)
-    assert (body["status"], body["code"]) == (status, code)
-    return body
-
-
 def test_create__new_slug__201_segment_object(api):
     response = api.post("/api/v1/segments/", {"slug": "AVITO_DISCOUNT_30", "description": "30% off"}, format="json")
     assert response.status_code == 201
@@ -30,26 +21,26 @@ def test_create__new_slug__201_segment_object(api):
     assert body["created_at"].endswith("Z") and len(body["created_at"]) == 20
 
 
-def test_create__duplicate_slug__409_segment_exists(api):
+def test_create__duplicate_slug__409_segment_exists(problem, api):
     api.post("/api/v1/segments/", {"slug": "S"}, format="json")
     problem(api.post("/api/v1/segments/", {"slug": "S"}, format="json"), 409, "segment_exists")
     assert Segment.objects.count() == 1
 
 
 @pytest.mark.parametrize("slug", ["", "-x", "a b", "ÄVITO", "x" * 101, 5, None, ["S"]])
-def test_create__invalid_slug__400_naming_it(api, slug):
+def test_create__invalid_slug__400_naming_it(problem, api, slug):
     body = problem(api.post("/api/v1/segments/", {"slug": slug}, format="json"), 400, "validation_error")
     assert "slug" in body["errors"]
     assert not Segment.objects.exists()
 
 
 @pytest.mark.parametrize("percent", [-1, 100.5, 10.555, "ten", True])
-def test_create__invalid_rollout_percent__400(api, percent):
+def test_create__invalid_rollout_percent__400(problem, api, percent):
     response = api.post("/api/v1/segments/", {"slug": "S", "rollout_percent": percent}, format="json")
     assert "rollout_percent" in problem(response, 400, "validation_error")["errors"]
 
 
-def test_create__unknown_field__400(api):
+def test_create__unknown_field__400(problem, api):
     problem(api.post("/api/v1/segments/", {"slug": "S", "rollout": 5}, format="json"), 400, "validation_error")
 
 
@@ -69,7 +60,7 @@ def test_list__cursor_pagination__ordered_by_slug(api):
     assert [s["slug"] for s in rest["results"]] == ["c"] and rest["next"] is None
 
 
-def test_retrieve__unknown__404_segment_not_found(api):
+def test_retrieve__unknown__404_segment_not_found(problem, api):
     body = problem(api.get("/api/v1/segments/NOPE/"), 404, "segment_not_found")
     assert body["slugs"] == ["NOPE"]
 
@@ -86,7 +77,7 @@ def test_put__upsert__201_then_200(api):
     assert api.put("/api/v1/segments/T/").status_code == 201
 
 
-def test_patch__fields__changed_and_rollout_applied(api):
+def test_patch__fields__changed_and_rollout_applied(problem, api):
     users_seed(count=200, start=1, actor="t")
     Segment.objects.create(slug="S")
     body = api.patch("/api/v1/segments/S/", {"rollout_percent": 50}, format="json").json()
@@ -94,7 +85,7 @@ def test_patch__fields__changed_and_rollout_applied(api):
     problem(api.patch("/api/v1/segments/NOPE/", {"description": "x"}, format="json"), 404, "segment_not_found")
 
 
-def test_delete__members__204_and_history(api):
+def test_delete__members__204_and_history(problem, api):
     users_seed(count=100, start=1, actor="t")
     api.post("/api/v1/segments/", {"slug": "S", "rollout_percent": 100}, format="json")
     assert api.delete("/api/v1/segments/S/").status_code == 204
@@ -118,7 +109,7 @@ def test_members__active_only__paginated_by_user_id(api):
     assert body["results"][0]["expires_at"].endswith("Z") and body["results"][1]["expires_at"] is None
 
 
-def test_rollout__dry_run_then_apply__counts_match(api):
+def test_rollout__dry_run_then_apply__counts_match(problem, api):
     users_seed(count=1000, start=1000, actor="t")
     Segment.objects.create(slug="AVITO_VOICE_MESSAGES")
     dry = api.post("/api/v1/segments/AVITO_VOICE_MESSAGES/rollout/", {"percent": 20, "dry_run": True}, format="json")

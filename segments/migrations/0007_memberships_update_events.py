@@ -8,6 +8,6 @@ FUNCTION = Path(__file__).resolve().parents[1] / "sql" / "memberships_update.sql
 
 
 class Migration(migrations.Migration):
-    dependencies = [("segments", "0005_memberships_update_clock_after_locks"), ("events", "0001_initial")]
+    dependencies = [("segments", "0006_historyevent_partitions"), ("events", "0001_initial")]
 
     operations = [migrations.RunSQL(FUNCTION.read_text(), migrations.RunSQL.noop)]
