@@ -65,8 +65,10 @@ def webhook_change(*, webhook_id: int, **changes) -> Webhook:
         if name in changes:
             changes[name] = sorted(set(changes[name]))
     with transaction.atomic():
-        webhook = webhook_get(webhook_id=webhook_id)
-        webhook = Webhook.objects.select_for_update().get(pk=webhook.pk)
+        found = list(Webhook.objects.raw("SELECT * FROM events_webhook WHERE id = %s FOR NO KEY UPDATE", [webhook_id]))
+        if not found:
+            raise WebhookNotFound(webhook_id)
+        webhook = found[0]
         if changes.get("enabled") and not webhook.enabled:
             webhook.failing_since = None
             webhook.messages.filter(delivered_at__isnull=True).update(next_attempt_at=Now())
