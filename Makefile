@@ -9,7 +9,7 @@ TEST_ENV := DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key-not-for
 PRODUCTION_ENV := DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 	DJANGO_SECURE_SSL_REDIRECT=true DJANGO_SECURE_COOKIES=true DJANGO_HSTS_SECONDS=31536000
 
-.PHONY: install db stop migrate static seed serve worker run test lint schema bench clean
+.PHONY: install db stop migrate static seed serve serve-all worker run test lint schema bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,15 +49,23 @@ seed: db
 serve: db
 	$(BIN)/gunicorn -c gunicorn.conf.py
 
-# The background work (TTL expiry, expired report files), every 10 seconds, until SIGTERM.
+# The background work on the task queue (TTL sweep every second, report purge, event log), until SIGTERM.
 worker: db
-	$(BIN)/python manage.py worker --interval 10
+	$(BIN)/python manage.py worker
+
+# The web server and the worker as two processes that stop together: when either ends, or on
+# Ctrl-C or SIGTERM, the other is stopped too.
+serve-all: SHELL := /bin/bash
+serve-all: db
+	@$(BIN)/gunicorn -c gunicorn.conf.py & web=$$!; $(BIN)/python manage.py worker & worker=$$!; \
+	trap 'kill -TERM $$web $$worker 2>/dev/null' INT TERM; \
+	wait -n; kill -TERM $$web $$worker 2>/dev/null; wait
 
 # Local first start: the same steps as the Docker image, plus an admin account and an API token.
 run: install db .env
 	$(MAKE) migrate static
 	$(BIN)/python manage.py quickstart
-	$(MAKE) serve
+	$(MAKE) serve-all
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -11,7 +11,7 @@ def main() -> None:
     try:
         execute_from_command_line(sys.argv)
     except OperationalError as exc:
-        if not str(exc).startswith("connection to server"):
+        if "connection to server" not in str(exc):
             raise
         from core.local_db import unreachable
 

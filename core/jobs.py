@@ -1,7 +1,5 @@
-"""Periodic jobs: run each in rounds until SIGTERM or SIGINT, every round logged as one JSON line."""
+"""Background jobs: each run logged as one JSON line; the task queue's worker (segmenter/tasks.py, events/tasks.py)."""
 
-import signal
-import threading
 import time
 from collections.abc import Callable
 
@@ -37,15 +35,16 @@ def job_run_record(*, name: str) -> None:
         )
 
 
-def jobs_run(jobs: dict[str, Callable[[], int]], *, loop: bool, interval: float, report: Callable[[str], None]) -> None:
-    """Run every job once, or with `loop` every `interval` seconds until a signal; `report` gets a line a round."""
-    stop = threading.Event()
-    if loop:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-    while True:
-        report(", ".join(f"{job} {job_round(job, run)}" for job, run in jobs.items()))
-        if not loop or stop.wait(interval):
-            break
-    if loop:
-        report("stopped")
+def jobs_run_once(jobs: dict[str, Callable[[], int]], *, report: Callable[[str], None]) -> None:
+    """Run every job once, here and now (not on the queue); `report` gets one line with their counts."""
+    report(", ".join(f"{job} {job_round(job, run)}" for job, run in jobs.items()))
+
+
+def worker_run(*, concurrency: int) -> None:
+    """Run the task queue's worker (every app's tasks.py, periodic jobs included) until SIGTERM or SIGINT.
+
+    procrastinate's worker needs an asynchronous connection of its own: aiopg, on the same database.
+    """
+    from procrastinate.contrib.django import app
+
+    app.with_connector(app.connector.get_worker_connector()).run_worker(concurrency=concurrency)

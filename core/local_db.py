@@ -64,7 +64,7 @@ def stop() -> None:
 
 def unreachable(exc: Exception) -> str:
     """The one line that says what to do when the database cannot be reached."""
-    reason = str(exc).strip().splitlines()[0]
+    reason = str(exc).strip().splitlines()[0].removeprefix("connection failed: ")  # psycopg 3's prefix
     if os.environ.get("DATABASE_URL"):
         return f"Cannot reach the database of DATABASE_URL ({reason}): start that server or correct DATABASE_URL."
     return (

@@ -76,9 +76,10 @@ def copy_sql(query: HistoryQuery, *, detail: bool) -> tuple[str, list]:
 def copy_csv(out: BinaryIO, sql: str, params: list, using: str = "default") -> int:
     """Write the rows of `sql` to `out` as `;`-separated CSV; return how many."""
     with connections[using].cursor() as cursor:
-        raw = cursor.cursor
-        statement = raw.mogrify(sql, params).decode()
-        raw.copy_expert(f"COPY ({statement}) TO STDOUT WITH (FORMAT csv, DELIMITER ';')", out)
+        raw = cursor.cursor  # psycopg 3: the parameters are bound client-side, as COPY needs
+        with raw.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, DELIMITER ';')", params) as copy:
+            for data in copy:
+                out.write(data)
         return raw.rowcount
 
 

@@ -21,6 +21,7 @@ TAG_OF_PATH = [
     (re.compile(r"/api/v1/users/\{user_id\}/history/"), "history and reports"),
     (re.compile(r"/api/v1/users/"), "users"),
     (re.compile(r"/api/v1/reports/"), "history and reports"),
+    (re.compile(r"/api/v1/webhooks/"), "webhooks"),
     (re.compile(r"/api/health/"), "health"),
     (re.compile(r"/api/[a-z_]+$"), "older API"),  # the older API's paths have no trailing slash
 ]

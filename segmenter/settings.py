@@ -42,10 +42,12 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "procrastinate.contrib.django",
     "core",
     "users",
     "segments",
     "reports",
+    "events",
     "segmenter",
 ]
 
@@ -188,6 +190,7 @@ SCHEMA_TAGS = [
     {"name": "segments", "description": "Segments: create, change and delete them, list members, roll out by percent."},
     {"name": "users", "description": "Users and their segments: register, read (the hot path), add and remove."},
     {"name": "history and reports", "description": "When a user entered or left a segment: events and CSV reports."},
+    {"name": "webhooks", "description": "Receivers of membership and segment events, signed (Standard Webhooks)."},
     {"name": "health", "description": "Is the service up and its database reachable (no token needed)."},
     {
         "name": "older API",
@@ -265,5 +268,22 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},  # axes: no banner at start
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "axes": {"level": "WARNING"},  # axes: no banner at start
+        "procrastinate": {"level": "WARNING"},
+    },
 }
+
+# The task queue (procrastinate, tables in this database): periodic jobs are in each app's tasks.py.
+PROCRASTINATE_WORKER_DEFAULTS = {
+    "delete_jobs": "always",
+    "fetch_job_polling_interval": 0.5,
+    "update_heartbeat_interval": 2,
+    "stalled_worker_timeout": 10,
+}
+
+# Webhooks (events/services/webhooks.py): receivers on private, loopback or link-local addresses only when
+# allowed; a message failing for SEGMENTER_WEBHOOK_RETRY_HOURS disables its webhook.
+SEGMENTER_WEBHOOK_ALLOW_PRIVATE = env.bool("SEGMENTER_WEBHOOK_ALLOW_PRIVATE", default=False)
+SEGMENTER_WEBHOOK_RETRY_HOURS = env.float("SEGMENTER_WEBHOOK_RETRY_HOURS", default=24.0)

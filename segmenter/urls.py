@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import SimpleRouter
 
 from core import views
+from events.views import WebhookViewSet
 from reports import views as reports_views
 from segmenter import seed_api
 from segmenter.metrics import MetricsView
@@ -15,6 +16,7 @@ from users.views import UsersSegmentsView, UserViewSet
 router = SimpleRouter()
 router.register("segments", SegmentViewSet, basename="segment")
 router.register("users", UserViewSet, basename="user")
+router.register("webhooks", WebhookViewSet, basename="webhook")
 
 # Swagger UI sets style attributes from its script, so its page alone allows inline styles (its
 # script is a file: SpectacularSwaggerSplitView; inline scripts stay refused everywhere).

@@ -1,6 +1,7 @@
 """Fixtures for the tests that run the whole service: a real gunicorn on a free port of 127.0.0.1,
 started as gunicorn.conf.py sets it up (the production server)."""
 
+import json
 import os
 import pwd
 import secrets
@@ -16,12 +17,14 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg2
 import pytest
 import requests
 from django.conf import settings
+from django.db import connection
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 REQUEST_TIMEOUT = 15
@@ -396,3 +399,94 @@ def pgbouncer():
 def pooled_env():
     """The settings of an app whose DATABASE_URL is a pooler in transaction mode."""
     return POOLED_ENV
+
+
+class Worker:
+    """A `manage.py worker` process; its JSON log lines are collected as they come."""
+
+    def __init__(self, env: dict[str, str]):
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "worker"], cwd=settings.BASE_DIR, env=env, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[dict] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            try:
+                self.lines.append(json.loads(line))
+            except ValueError:
+                self.lines.append({"message": line})
+
+    def jobs(self, job: str) -> list[dict]:
+        return [line for line in self.lines if line.get("job") == job]
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=20)
+
+
+@pytest.fixture
+def start_worker(tmp_path, database_url):
+    """Start `manage.py worker` processes on the test database, on an empty task queue (procrastinate's
+    tables are not Django's to flush: a job a killed worker left `doing` would hold its lock until
+    the stalled-job retry, 10 to 15 s later); each is SIGKILLed at the end if still running."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers, procrastinate_workers"
+        )
+    started: list[Worker] = []
+
+    def start(**env: str) -> Worker:
+        worker = Worker(
+            {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SECRET_KEY": "x", "MEDIA_ROOT": str(tmp_path), **env}
+        )
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.process.kill()
+        worker.process.wait()
+
+
+class Receiver:
+    """A webhook receiver on a free port of 127.0.0.1: records every POST (headers, body); answers 500 to
+    the first `failures` ones and, while `hold` is set, waits before answering."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[dict, bytes]] = []
+        self.failures = 0
+        self.hold = threading.Event()
+        self.arrived = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.posts.append(({key.lower(): value for key, value in self.headers.items()}, body))
+                receiver.arrived.set()
+                while receiver.hold.is_set():
+                    time.sleep(0.05)
+                failed = receiver.failures > 0
+                receiver.failures -= 1
+                self.send_response(500 if failed else 204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks?x=1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self) -> list[dict]:
+        return [event for _, body in self.posts for event in json.loads(body).get("events", [])]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.hold.clear()
+    receiver.server.shutdown()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("users", "segments", "reports")
+APPS = ("users", "segments", "reports", "events")
 
 
 def _imports(path: Path) -> set[str]:

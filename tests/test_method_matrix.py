@@ -12,11 +12,12 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.urls import URLResolver, get_resolver
 from drf_spectacular.generators import SchemaGenerator
 
 from core.models import ApiToken
+from events.models import Message, Webhook
 from segmenter.wsgi import application
 from segments.models import HistoryEvent, Membership, Segment
 from segments.services import AddItem, memberships_update, segment_create
@@ -47,6 +48,8 @@ BODIES = {
     "/api/v1/users/segments/": {"user_ids": [1000, 5000]},
     "/api/v1/users/{user_id}/segments/": {"add": ["SEG_B"], "remove": ["SEG_A"]},
     "/api/v1/reports/": {"from": "2026-01"},
+    "/api/v1/webhooks/": {"url": "http://93.184.215.14/hooks"},
+    "/api/v1/webhooks/{id}/": {"description": "changed"},
     "/api/create_segment": {"segment_slug": "NEW_SEG"},
     "/api/delete_segment": {"segment_slug": "SEG_A"},
     "/api/update_user_segments": {"user_id": 1000, "assign_segments": ["SEG_B"], "unassign_segments": ["SEG_A"]},
@@ -112,6 +115,8 @@ def _fingerprint() -> str:
         Segment.objects.order_by("pk").values_list(),
         Membership.objects.order_by("pk").values_list(),
         HistoryEvent.objects.order_by("pk").values_list(),
+        Webhook.objects.order_by("pk").values_list(),
+        Message.objects.order_by("pk").values_list("pk", "msg_id"),
         ApiToken.objects.order_by("pk").values_list("pk", "name", "key_hash", "read_only"),
         get_user_model().objects.order_by("pk").values_list("pk", "username", "password", "is_staff"),
     ]
@@ -175,6 +180,9 @@ def data():
     folder = Path(settings.MEDIA_ROOT) / "reports"
     folder.mkdir(parents=True)
     (folder / REPORT_NAME).write_text("user_id;segment;operation;at\n")
+    Webhook.objects.create(pk=1, url="http://93.184.215.14/hooks", secret="whsec_MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0")
+    with connection.cursor() as cursor:  # new webhooks take ids after the one given here
+        cursor.execute("SELECT setval(pg_get_serial_sequence('events_webhook', 'id'), 1)")
 
 
 def test_every_route_and_method__only_documented_writes_with_a_writing_token_change_anything(

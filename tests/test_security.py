@@ -18,6 +18,7 @@ from django.urls import resolve
 from drf_spectacular.generators import SchemaGenerator
 
 from core.models import ApiToken
+from events.models import Message, Webhook
 from segments.models import HistoryEvent, Membership, Segment
 from segments.services import AddItem, memberships_update, segment_create
 from users.models import User
@@ -45,7 +46,7 @@ def _write_operations() -> list[tuple[str, str]]:
     """Every write the API offers, from the live schema, except those a view lets read-only tokens make."""
     operations = []
     for path, methods in SchemaGenerator().get_schema(public=True)["paths"].items():
-        concrete = path.replace("{slug}", "S1").replace("{user_id}", "1000")
+        concrete = path.replace("{slug}", "S1").replace("{user_id}", "1000").replace("{id}", "1")
         view_class = resolve(concrete).func.cls
         for method in sorted(set(methods) & WRITE_METHODS):
             if method.upper() not in getattr(view_class, "read_only_safe_methods", ()):
@@ -59,6 +60,8 @@ def _state() -> tuple:
         list(User.objects.order_by("id").values_list("id", flat=True)),
         list(Membership.objects.order_by("id").values_list("user_id", "segment_id", "expires_at")),
         HistoryEvent.objects.count(),
+        list(Webhook.objects.order_by("id").values_list("id", "url", "enabled")),
+        Message.objects.count(),
     )
 
 
@@ -101,6 +104,7 @@ def test_write_endpoint__read_only_token__403_and_nothing_changes(anon, read_onl
     segment_create(slug="S1", rollout_percent=50, actor="tests")
     user_register(user_id=1000, actor="tests")
     memberships_update(user_id=1000, add=[AddItem(slug="S1")], remove=[], source="api", actor="tests")
+    Webhook.objects.create(id=1, url="https://hooks.example.com/in", secret="whsec_dGVzdHM=")
     before = _state()
     anon.credentials(HTTP_AUTHORIZATION=f"Bearer {read_only_token}")
 

@@ -60,7 +60,7 @@ def memberships_update(
             )
             added, updated, removed, segments = cursor.fetchone()
     except DatabaseError as exc:
-        code = getattr(exc.__cause__, "pgcode", None)
+        code = getattr(exc.__cause__, "sqlstate", None)  # psycopg 3
         if code == "SG404":
             raise UserNotFound(user_id) from None
         if code == "SG405":

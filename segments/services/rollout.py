@@ -10,7 +10,7 @@ from core.db import CLOCK, bucket_sql, rollout_lock
 from core.errors import SegmentNotFound
 from segments.selectors import active_sql
 from segments.services.expiry import memberships_expire
-from segments.services.history import changed_at, changes_record
+from segments.services.history import changed_at, changes_record, segment_event_record
 
 
 def bucket(slug: str, user_id: int) -> int:
@@ -50,21 +50,24 @@ def rollout_apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool = Fa
 def _apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool) -> RolloutResult:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id FROM segments_segment WHERE slug = %s FOR NO KEY UPDATE",
+            "SELECT id, rollout_percent FROM segments_segment WHERE slug = %s FOR NO KEY UPDATE",
             [slug],
         )
         row = cursor.fetchone()
         if row is None:
             raise SegmentNotFound([slug])
-        segment_id = row[0]
+        segment_id, old_percent = row
         limit = threshold(percent)
         if dry_run:
             return RolloutResult(slug, percent, *_count_changes(cursor, segment_id, slug, limit))
         rollout_lock(shared=False)
-        cursor.execute(
-            f"UPDATE segments_segment SET rollout_percent = %s, updated_at = {CLOCK} WHERE id = %s",
-            [percent, segment_id],
-        )
+        if old_percent != percent:
+            cursor.execute(
+                f"UPDATE segments_segment SET rollout_percent = %s, updated_at = {CLOCK} WHERE id = %s",
+                [percent, segment_id],
+            )
+            changes = {"rollout_percent": [float(old_percent), float(percent)]}
+            segment_event_record(segment_id=segment_id, type="updated", actor=actor, changes=changes)
     memberships_expire(segment_id=segment_id)
     removed = changes_record(
         "DELETE FROM segments_membership WHERE segment_id = %s AND source = 'rollout'"

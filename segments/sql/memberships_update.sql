@@ -5,7 +5,8 @@
 -- expiry of existing members, read the user's segments. Each statement sees what committed before it
 -- started (READ COMMITTED). Errors are raised with SQLSTATEs of class SG, which the service turns into
 -- its errors. Each event's time is read when its row changes, after any writer it waited for
--- committed, so history follows commit order. Installed by migrations reading this file
+-- committed, so history follows commit order. Each history row's event (events_event, owned by the
+-- events app) is written in the same statement with the same time. Installed by migrations reading this file
 -- (CREATE OR REPLACE): a change here needs a new migration that installs it again.
 CREATE OR REPLACE FUNCTION segments_memberships_update(
     p_user_id bigint, p_add text[], p_expires timestamptz[], p_ttl bigint[], p_remove text[],
@@ -78,13 +79,17 @@ BEGIN
             WHERE user_id = p_user_id
               AND (expires_at <= v_now OR segment_id IN (SELECT id FROM segments_segment WHERE slug = ANY(p_remove)))
             RETURNING segment_id, coalesce(expires_at <= v_now, false) AS expired, expires_at, clock_timestamp() AS at
+        ), named AS (
+            SELECT s.slug, c.expired, CASE WHEN c.expired THEN 'ttl' ELSE p_source END AS source,
+                   CASE WHEN c.expired THEN 'system' ELSE p_actor END AS actor,
+                   CASE WHEN c.expired THEN c.expires_at ELSE c.at END AS at
+            FROM changed c JOIN segments_segment s ON s.id = c.segment_id
         ), logged AS (
             INSERT INTO segments_historyevent (user_id, segment_slug, operation, source, actor, at)
-            SELECT p_user_id, s.slug, 'removed', CASE WHEN c.expired THEN 'ttl' ELSE p_source END,
-                   CASE WHEN c.expired THEN 'system' ELSE p_actor END,
-                   CASE WHEN c.expired THEN c.expires_at ELSE c.at END
-            FROM changed c JOIN segments_segment s ON s.id = c.segment_id
-            ORDER BY c.expired DESC
+            SELECT p_user_id, slug, 'removed', source, actor, at FROM named ORDER BY expired DESC
+        ), evented AS (
+            INSERT INTO events_event (type, user_id, segment, at, source, actor)
+            SELECT 'membership.removed', p_user_id, slug, at, source, actor FROM named ORDER BY expired DESC
         )
         SELECT coalesce(array_agg(s.slug) FILTER (WHERE NOT c.expired), '{}') INTO removed
         FROM changed c JOIN segments_segment s ON s.id = c.segment_id;
@@ -105,6 +110,10 @@ BEGIN
         ), logged AS (
             INSERT INTO segments_historyevent (user_id, segment_slug, operation, source, actor, at)
             SELECT p_user_id, w.slug, 'added', p_source, p_actor, i.at
+            FROM inserted i JOIN wanted w ON w.id = i.segment_id
+        ), evented AS (
+            INSERT INTO events_event (type, user_id, segment, at, source, actor)
+            SELECT 'membership.added', p_user_id, w.slug, i.at, p_source, p_actor
             FROM inserted i JOIN wanted w ON w.id = i.segment_id
         )
         SELECT coalesce(array_agg(w.slug), '{}') INTO added FROM inserted i JOIN wanted w ON w.id = i.segment_id;

@@ -1,6 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from core.jobs import jobs_run
+from core.jobs import jobs_run_once, worker_run
 from segments.services import memberships_expire
 
 
@@ -8,13 +8,15 @@ class Command(BaseCommand):
     help = "Remove memberships whose TTL has passed, writing a `ttl` history event for each."
 
     def add_arguments(self, parser):
-        parser.add_argument("--loop", action="store_true", help="Keep sweeping until SIGTERM or SIGINT")
-        parser.add_argument("--interval", type=float, default=10.0, help="Seconds between sweeps with --loop")
+        parser.add_argument(
+            "--loop", action="store_true", help="Run the task queue's worker (a sweep every second) until SIGTERM"
+        )
 
-    def handle(self, *args, loop: bool, interval: float, **options):
-        if interval <= 0:
-            raise CommandError("--interval must be positive")
-        jobs_run({"expire_memberships": memberships_expire}, loop=loop, interval=interval, report=self._line)
+    def handle(self, *args, loop: bool, **options):
+        if loop:
+            worker_run(concurrency=4)
+            return
+        jobs_run_once({"expire_memberships": memberships_expire}, report=self._line)
 
     def _line(self, text: str) -> None:
         self.stdout.write(text)

@@ -1,0 +1,1 @@
+"""Business logic of events and webhooks."""

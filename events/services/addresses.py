@@ -1,0 +1,48 @@
+"""Where webhooks may send: http(s) URLs whose host resolves to public addresses only, unless
+SEGMENTER_WEBHOOK_ALLOW_PRIVATE. Checked when a URL is set and again, on the resolved address the
+connection then uses, at each send (a name that later resolves elsewhere is caught there)."""
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+
+class AddressRefused(Exception):
+    pass
+
+
+def url_parts(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an http or https URL; AddressRefused otherwise."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise AddressRefused(f"Not a valid URL: {exc}.") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AddressRefused("The URL must be http:// or https:// with a host.")
+    if parts.username or parts.password:
+        raise AddressRefused("The URL may not carry a user name or password.")
+    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def address_resolve(host: str, port: int) -> str:
+    """The address to connect to: the host's first address, once every address it resolves to is allowed."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise AddressRefused(f"The host {host} does not resolve.") from None
+    addresses = [info[4][0] for info in infos]
+    if not settings.SEGMENTER_WEBHOOK_ALLOW_PRIVATE:
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%")[0])
+            if not ip.is_global or ip.is_multicast:
+                raise AddressRefused(f"The host {host} resolves to a private, loopback or link-local address.")
+    return addresses[0]
+
+
+def url_check(url: str) -> None:
+    """AddressRefused unless `url` may receive webhooks now."""
+    _, host, port = url_parts(url)
+    address_resolve(host, port)

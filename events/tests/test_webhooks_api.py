@@ -1,0 +1,74 @@
+import pytest
+
+from events.models import Message, Webhook
+
+URL = "http://93.184.215.14/hooks"  # a public address (no name to resolve)
+
+
+@pytest.fixture
+def webhook(api) -> dict:
+    return api.post("/api/v1/webhooks/", {"url": URL, "event_types": ["membership.added"]}, format="json").json()
+
+
+def test_create__public_url__201_with_a_whsec_secret_shown_once(api, webhook):
+    assert webhook["secret"].startswith("whsec_")
+    assert webhook["event_types"] == ["membership.added"] and webhook["enabled"] is True
+    listed = api.get("/api/v1/webhooks/").json()["results"]
+    assert [item["id"] for item in listed] == [webhook["id"]]
+    assert "secret" not in listed[0] and "secret" not in api.get(f"/api/v1/webhooks/{webhook['id']}/").json()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1/x", "http://10.1.2.3/", "http://169.254.169.254/", "http://[::1]/", "ftp://93.184.215.14/"],
+)
+def test_create__private_loopback_link_local_or_not_http__400_nothing_created(api, problem, url):
+    problem(api.post("/api/v1/webhooks/", {"url": url}, format="json"), 400, "validation_error")
+    assert not Webhook.objects.exists()
+
+
+def test_create__private_allowed_by_setting__201(api, settings):
+    settings.SEGMENTER_WEBHOOK_ALLOW_PRIVATE = True
+    assert api.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:9/"}, format="json").status_code == 201
+
+
+def test_management__read_only_token__403_even_to_read(read_only_token, anon, problem, webhook):
+    anon.credentials(HTTP_AUTHORIZATION=f"Bearer {read_only_token}")
+    problem(anon.get("/api/v1/webhooks/"), 403, "permission_denied")
+    problem(anon.post("/api/v1/webhooks/", {"url": URL}, format="json"), 403, "permission_denied")
+
+
+def test_patch__fields_and_enabled__changed(api, webhook):
+    Webhook.objects.filter(pk=webhook["id"]).update(enabled=False)
+    body = {"description": "crm", "segments": ["S1"], "event_types": [], "enabled": True}
+    changed = api.patch(f"/api/v1/webhooks/{webhook['id']}/", body, format="json").json()
+    assert (changed["description"], changed["segments"], changed["event_types"], changed["enabled"]) == (
+        "crm", ["S1"], [], True
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body", [{"enabled": "true"}, {"event_types": ["nope"]}, {"url": "http://127.0.0.1/"}, {"secret": "x"}]
+)
+def test_patch__invalid__400_unchanged(api, problem, webhook, body):
+    problem(api.patch(f"/api/v1/webhooks/{webhook['id']}/", body, format="json"), 400, "validation_error")
+    assert Webhook.objects.get(pk=webhook["id"]).url == URL
+
+
+def test_ping__202_and_a_ping_message_queued(api, webhook):
+    assert api.post(f"/api/v1/webhooks/{webhook['id']}/test/").status_code == 202
+    assert Message.objects.get(webhook_id=webhook["id"]).body == '{"type": "ping"}'
+
+
+def test_unknown_webhook__404_problem(api, problem):
+    problem(api.get("/api/v1/webhooks/999/"), 404, "webhook_not_found")
+    problem(api.delete("/api/v1/webhooks/999/"), 404, "webhook_not_found")
+
+
+def test_delete__204_and_gone(api, webhook):
+    assert api.delete(f"/api/v1/webhooks/{webhook['id']}/").status_code == 204
+    assert not Webhook.objects.exists()
+
+
+def test_deliveries__none_yet__empty_page(api, webhook):
+    assert api.get(f"/api/v1/webhooks/{webhook['id']}/deliveries/").json()["results"] == []

@@ -1,0 +1,96 @@
+"""Webhook delivery by real `manage.py worker` processes to a real HTTP receiver on 127.0.0.1."""
+
+import time
+from decimal import Decimal
+
+import pytest
+from standardwebhooks.webhooks import Webhook as Signer
+
+from events.models import Delivery, Event, Webhook
+from events.services.webhooks import webhook_change, webhook_create
+from segments.services import AddItem, memberships_update, rollout_apply, segment_create
+from users.services import users_register
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PRIVATE = {"SEGMENTER_WEBHOOK_ALLOW_PRIVATE": "true"}
+
+
+@pytest.fixture(autouse=True)
+def _allow_private(settings):
+    settings.SEGMENTER_WEBHOOK_ALLOW_PRIVATE = True
+
+
+def wait_for(check, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def event_ids() -> list[str]:
+    return [f"evt_{pk}" for pk in Event.objects.order_by("id").values_list("id", flat=True)]
+
+
+def test_webhook__patches_of_one_user__signed_events_arrive_in_commit_order(receiver, start_worker):
+    webhook = webhook_create(url=receiver.url)
+    users_register(user_ids=[1], actor="t")
+    segment_create(slug="A", actor="t")
+    for add, remove in [(["A"], []), ([], ["A"]), (["A"], [])]:
+        memberships_update(user_id=1, add=[AddItem(slug=s) for s in add], remove=remove, source="api", actor="t")
+    start_worker(**PRIVATE)
+    assert wait_for(lambda: len(receiver.events()) >= 4, 20)
+    for headers, body in receiver.posts:
+        Signer(webhook.secret).verify(body, headers)  # raises unless signed with the secret
+    events = receiver.events()
+    assert [event["id"] for event in events] == event_ids()
+    assert [event["type"] for event in events] == [
+        "segment.created", "membership.added", "membership.removed", "membership.added"
+    ]  # fmt: skip
+    assert events[1] | {"id": "", "at": ""} == {
+        "id": "", "at": "", "type": "membership.added", "user_id": 1, "segment": "A", "source": "api", "actor": "t"
+    }  # fmt: skip
+
+
+def test_webhook__receiver_fails_twice__retried_with_the_same_id_and_body(receiver, start_worker):
+    webhook = webhook_create(url=receiver.url)
+    segment_create(slug="A", actor="t")
+    receiver.failures = 2
+    start_worker(**PRIVATE)
+    assert wait_for(lambda: len(receiver.posts) >= 3, 30)
+    time.sleep(0.5)
+    assert len({headers["webhook-id"] for headers, _ in receiver.posts}) == 1
+    assert len({body for _, body in receiver.posts}) == 1
+    attempts = Delivery.objects.filter(message__webhook=webhook).order_by("attempt")
+    assert [(a.attempt, a.status_code) for a in attempts] == [(1, 500), (2, 500), (3, 204)]
+    assert Webhook.objects.get(pk=webhook.pk).failing_since is None
+
+
+def test_webhook__failing_past_the_retry_window__disabled_then_replayed_when_enabled(receiver, start_worker):
+    webhook = webhook_create(url=receiver.url)
+    segment_create(slug="A", actor="t")
+    receiver.failures = 1000
+    start_worker(**PRIVATE, SEGMENTER_WEBHOOK_RETRY_HOURS="0.0005")  # 1.8 s
+    assert wait_for(lambda: not Webhook.objects.get(pk=webhook.pk).enabled, 30)
+    assert Webhook.objects.get(pk=webhook.pk).failing_since is not None
+    receiver.failures = 0
+    webhook_change(webhook_id=webhook.pk, enabled=True)
+    assert wait_for(lambda: receiver.posts and receiver.failures < 0, 20)
+    assert [event["id"] for event in receiver.events()][-1] == event_ids()[-1]
+    assert Webhook.objects.get(pk=webhook.pk).failing_since is None
+
+
+def test_webhook__rollout_with_two_workers__every_event_in_batches_of_1000_each_message_once(receiver, start_worker):
+    webhook_create(url=receiver.url)
+    users_register(user_ids=list(range(1, 2501)), actor="t")
+    segment_create(slug="A", actor="t")
+    rollout_apply(slug="A", percent=Decimal(100), actor="t")
+    start_worker(**PRIVATE)
+    start_worker(**PRIVATE)
+    expected = set(event_ids())
+    assert wait_for(lambda: {event["id"] for event in receiver.events()} >= expected, 40)
+    time.sleep(1)
+    ids = [headers["webhook-id"] for headers, _ in receiver.posts]
+    assert len(ids) == len(set(ids)) == 3  # 2,500 added and the segment events: 3 batches
+    assert len(receiver.events()) == len(expected)
