@@ -43,7 +43,7 @@ def jobs_run_once(jobs: dict[str, Callable[[], int]], *, report: Callable[[str],
 def worker_run(*, concurrency: int) -> None:
     """Run the task queue's worker (every app's tasks.py, periodic jobs included) until SIGTERM or SIGINT.
 
-    procrastinate's worker needs an asynchronous connection of its own: aiopg, on the same database.
+    procrastinate's worker needs an asynchronous connection of its own (psycopg 3's), on the same database.
     """
     from procrastinate.contrib.django import app
 

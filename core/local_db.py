@@ -39,11 +39,10 @@ def _package():
 
 def start() -> str:
     """Start the server unless it runs, create the database unless it exists; return the URL."""
-    import psycopg2
+    import psycopg
 
     host = _package().get_server(DATA, cleanup_mode=None).get_postmaster_info().socket_dir
-    connection = psycopg2.connect(host=str(host), user="postgres", dbname="postgres")
-    connection.autocommit = True
+    connection = psycopg.connect(host=str(host), user="postgres", dbname="postgres", autocommit=True)
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [NAME])
         if cursor.fetchone() is None:

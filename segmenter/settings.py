@@ -113,10 +113,12 @@ if env.str("DATABASE_REPLICA_URL", default=""):
     DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
     DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
 SEGMENTER_REPLICA_MAX_LAG = env.float("SEGMENTER_REPLICA_MAX_LAG", default=1.0)
-# Behind PgBouncer in transaction pooling mode: a server-side cursor would outlive its transaction.
+# Behind PgBouncer in transaction pooling mode: a server-side cursor would outlive its transaction,
+# and a statement psycopg prepares on one server connection is unknown on the next.
 if env.bool("DATABASE_TRANSACTION_POOLING", default=False):
     for database in DATABASES.values():
         database["DISABLE_SERVER_SIDE_CURSORS"] = True
+        database.setdefault("OPTIONS", {})["prepare_threshold"] = None
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
 import requests
 from django.conf import settings
@@ -233,7 +233,7 @@ class PrivateCluster:
         self.run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", mode, "-w", "stop")
 
     def connect(self):
-        return psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="segmenter")
+        return psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="segmenter")
 
     def remove(self) -> None:
         try:
