@@ -96,7 +96,7 @@ def test_webhook__rollout_with_two_workers__every_event_in_batches_of_1000_each_
     assert len(receiver.events()) == len(expected)
 
 
-def test_webhook__worker_killed_mid_delivery__next_worker_sends_the_same_message_within_20s(receiver, start_worker):
+def test_webhook__worker_killed_mid_delivery__next_worker_sends_the_same_message_within_30s(receiver, start_worker):
     webhook = webhook_create(url=receiver.url)
     segment_create(slug="A", actor="t")
     receiver.hold.set()  # the first POST gets no answer until its worker is dead
@@ -107,9 +107,10 @@ def test_webhook__worker_killed_mid_delivery__next_worker_sends_the_same_message
     receiver.hold.clear()
     killed_at = time.monotonic()
     start_worker(**PRIVATE)
-    # Its job stays `doing` until the stalled-job retry sees no heartbeat for 10 s (checked every 5 s).
-    assert wait_for(lambda: len(receiver.posts) >= 2, 20)
-    assert time.monotonic() - killed_at < 20
+    # Its job stays `doing` until the stalled-job retry sees no heartbeat for 10 s (checked every 5 s):
+    # about 17 s at most, 30 s allowed on a loaded machine (the schedule slip this guards against was minutes).
+    assert wait_for(lambda: len(receiver.posts) >= 2, 30)
+    assert time.monotonic() - killed_at < 30
     assert wait_for(lambda: Delivery.objects.filter(message__webhook=webhook).exists(), 5)
     (first_headers, first_body), (headers, body) = receiver.posts[:2]
     assert (headers["webhook-id"], body) == (first_headers["webhook-id"], first_body)
