@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import bulk, checks, dataset, markdown
+from bench import bulk, checks, dataset, markdown, webhooks
 from bench.load import BATCH_USERS, LoadSettings, Target, interleave
 from bench.servers import ROOT, UVICORN, ServerConfig, granian_ensure, snapshot
 from bench.stats import median
@@ -47,7 +47,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--db", default="segmenter_bench", help="database to (re)create; more get suffixes")
     parser.add_argument("--reuse", action="store_true", help="keep a database that already has these sizes")
     parser.add_argument("--port", type=int, default=18731)
-    parser.add_argument("--skip", default="", help="comma list of: servers, endpoints, batch, latency, bulk, report")
+    parser.add_argument(
+        "--skip", default="", help="comma list of: servers, endpoints, batch, latency, bulk, report, webhooks"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
     args = parser.parse_args(argv)
     if args.small:
@@ -151,6 +153,8 @@ def run(args: argparse.Namespace) -> None:
             results.report = bulk.report(dsn, args.bulk_rounds, log)
         else:
             log("reports/management/commands/report.py is missing: the CSV report is not measured")
+    if "webhooks" not in args.skip:
+        results.webhooks = webhooks.delivery(dsn, args.bulk_rounds, 10, log)
     results.minutes = (time.monotonic() - started) / 60
     existing = args.output.read_text() if args.output.exists() else ""
     args.output.write_text(markdown.splice(existing, markdown.render(results)))

@@ -2,7 +2,8 @@
 
 Prints one JSON object. Tasks: `queries USER_ID TOKEN` (queries per hot-path GET once warm),
 `rollout SLUG PERCENT` (segments.services.rollout_apply), `expire` (segments.services.memberships_expire),
-`report YYYY-MM` (a month's CSV report file, reports.services.report_copy, as POST /api/v1/reports/ writes it).
+`report YYYY-MM` (a month's CSV report file, reports.services.report_copy, as POST /api/v1/reports/ writes it),
+`deliver URL SLUG PERCENT` (a rollout's events to a new webhook at URL, events.services.delivery, bench/webhooks.py).
 """
 
 import json
@@ -45,7 +46,32 @@ def main(task: str, *args: str) -> dict:
         with tempfile.TemporaryFile() as out:
             rows = report_copy(out, query=HistoryQuery(period=Period(month, month)), detail=True)
         return {"seconds": time.perf_counter() - started, "rows": rows}
+    if task == "deliver":
+        return deliver(*args)
     raise SystemExit(f"unknown task {task}")
+
+
+def deliver(url: str, slug: str, percent: str) -> dict:
+    """Roll `slug` out to `percent`, number its events, then time sending them to a new webhook at `url`."""
+    from django.conf import settings
+
+    from events.models import Webhook
+    from events.services.delivery import webhook_deliver_next
+    from events.services.log import events_sequence
+    from events.services.webhooks import webhook_create
+    from segments.services import rollout_apply
+
+    settings.SEGMENTER_WEBHOOK_ALLOW_PRIVATE = True  # the receiver is on 127.0.0.1
+    events_sequence()  # events written before this round go before the webhook
+    webhook = webhook_create(url=url, segments=[slug])
+    events = rollout_apply(slug=slug, percent=percent, actor="bench").added
+    events_sequence()
+    started, messages = time.perf_counter(), 0
+    while webhook_deliver_next(webhook.pk):
+        messages += 1
+    seconds = time.perf_counter() - started
+    Webhook.objects.filter(pk=webhook.pk).delete()
+    return {"seconds": seconds, "events": events, "messages": messages}
 
 
 if __name__ == "__main__":

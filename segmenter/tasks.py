@@ -27,7 +27,7 @@ def expire_memberships(timestamp: int) -> int:
     return job_round(EXPIRY_SWEEP, JOBS[EXPIRY_SWEEP])
 
 
-@app.periodic(cron="*/2 * * * * *", periodic_id="purge_reports")
+@app.periodic(cron="* * * * * */2", periodic_id="purge_reports")  # every 2 s (seconds are the 6th field)
 @app.task(name="purge_reports", queueing_lock="purge_reports", lock="purge_reports")
 def purge_reports(timestamp: int) -> int:
     return job_round("purge_reports", JOBS["purge_reports"])
@@ -39,7 +39,7 @@ def history_partitions(timestamp: int) -> int:
     return job_round("history_partitions", JOBS["history_partitions"])
 
 
-@app.periodic(cron="*/5 * * * * *", periodic_id="retry_stalled_jobs")
+@app.periodic(cron="* * * * * */5", periodic_id="retry_stalled_jobs")  # every 5 s
 @app.task(name="retry_stalled_jobs", queueing_lock="retry_stalled_jobs", pass_context=True)
 async def retry_stalled_jobs(context, timestamp: int) -> int:
     """Jobs of a worker that died (no heartbeat for STALLED_SECONDS) run again: nothing a job was doing

@@ -94,3 +94,26 @@ def test_webhook__rollout_with_two_workers__every_event_in_batches_of_1000_each_
     ids = [headers["webhook-id"] for headers, _ in receiver.posts]
     assert len(ids) == len(set(ids)) == 3  # 2,500 added and the segment events: 3 batches
     assert len(receiver.events()) == len(expected)
+
+
+def test_webhook__worker_killed_mid_delivery__next_worker_sends_the_same_message_within_30s(receiver, start_worker):
+    webhook = webhook_create(url=receiver.url)
+    segment_create(slug="A", actor="t")
+    receiver.hold.set()  # the first POST gets no answer until its worker is dead
+    first = start_worker(**PRIVATE)
+    assert receiver.arrived.wait(20)
+    first.process.kill()
+    first.process.wait()
+    receiver.hold.clear()
+    killed_at = time.monotonic()
+    start_worker(**PRIVATE)
+    # Its job stays `doing` until the stalled-job retry sees no heartbeat for 10 s (checked every 5 s):
+    # about 17 s at most, 30 s allowed on a loaded machine (the schedule slip this guards against was minutes).
+    assert wait_for(lambda: len(receiver.posts) >= 2, 30)
+    assert time.monotonic() - killed_at < 30
+    assert wait_for(lambda: Delivery.objects.filter(message__webhook=webhook).exists(), 5)
+    (first_headers, first_body), (headers, body) = receiver.posts[:2]
+    assert (headers["webhook-id"], body) == (first_headers["webhook-id"], first_body)
+    attempts = Delivery.objects.filter(message__webhook=webhook)
+    assert [(a.attempt, a.status_code) for a in attempts] == [(1, 204)]  # the killed attempt left nothing
+    assert [event["id"] for event in receiver.events()] == event_ids() * 2

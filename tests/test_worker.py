@@ -69,3 +69,15 @@ def test_worker__two_workers__each_tick_runs_once(start_worker):
         )
         defers, ticks = cursor.fetchone()
     assert defers == ticks > 0
+
+
+@pytest.mark.django_db(transaction=False)
+def test_worker__periodic_schedules__fire_at_even_intervals_all_hour():
+    """A cron's seconds are its 6th field: "*/5 * * * * *" would fire every second of one minute in five."""
+    from procrastinate.contrib.django import app
+
+    for task in app.periodic_registry.periodic_tasks.values():
+        ticks = task.croniter  # procrastinate's own parse of the schedule
+        times = [ticks.get_next(float) for _ in range(3601)]
+        gaps = {later - earlier for earlier, later in zip(times, times[1:], strict=False)}
+        assert len(gaps) == 1, (task.periodic_id, task.cron, sorted(gaps)[:3])

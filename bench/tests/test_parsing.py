@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from bench.markdown import END, START, splice
+from bench.markdown import END, START, Results, splice, webhooks_section
 from bench.sql import HOT_SQL, pgbench_script
 from bench.stats import median, ratio, table
 from bench.tools import parse_pgbench, parse_wrk
@@ -102,3 +102,9 @@ def test_splice__notes_around_the_markers__kept():
     assert first == f"{START}\ntable 1\n{END}\n"
     edited = "# Title\n" + first + "Notes.\n"
     assert splice(edited, "table 2") == f"# Title\n{START}\ntable 2\n{END}\nNotes.\n"
+
+
+def test_webhooks_section__events_per_second__per_round_then_median():
+    data = {"received": [10_000, 20_000], "seconds": [1.0, 4.0], "messages": [10, 20], "events": [10_000, 20_000]}
+    lines = webhooks_section(Results(args=None, sizes=None, command="", webhooks=data))
+    assert "| 15,000 | 15 | 2.50 | 7,500 |" in "\n".join(lines)

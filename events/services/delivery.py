@@ -4,7 +4,8 @@
 picks its oldest undelivered message, POSTs it (10 s timeout) and records the attempt. A second
 worker skips a webhook another one is sending to; a worker killed mid-send rolls everything back
 (no attempt, no position passed) and the next run sends the same message, with the same
-`webhook-id` (`msg_<webhook>_<first position>`) and body, again. Receivers de-duplicate by event id.
+`webhook-id` (`msg_<webhook>_<first position>`) and body, again: within about 17 s, once the dead
+worker's job is retried (segmenter/tasks.py `retry_stalled_jobs`). Receivers de-duplicate by event id.
 """
 
 import http.client
