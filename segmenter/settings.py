@@ -141,8 +141,10 @@ STORAGES = {
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "media/"
 
-# Request bodies over 1 MiB are refused with 413 (core.middleware).
+# Request bodies over 1 MiB are refused with 413 (core.middleware), but for the paths below.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+SEGMENTER_IMPORT_MAX_MIB = env.int("SEGMENTER_IMPORT_MAX_MIB", default=200)
+API_LARGE_BODY_PATHS = {r"^/api/v1/segments/[^/]+/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024}
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 REST_FRAMEWORK = {
