@@ -184,19 +184,17 @@ class SegmentViewSet(viewsets.GenericViewSet):
 @extend_schema_view(
     retrieve=extend_schema(
         summary="An import's status and counts",
-        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
         responses={200: ImportSerializer, **problems(401, 404)},
     )
 )
 class ImportViewSet(viewsets.GenericViewSet):
-    lookup_value_regex = "[^/]+"
+    lookup_field = "id"
+    lookup_value_regex = "[0-9]{1,18}"  # anything else is no route: 404
     serializer_class = ImportSerializer
     queryset = Import.objects.all()
 
-    def retrieve(self, request, pk=None):
-        if not pk.isascii() or not pk.isdigit() or len(pk) > 18:
-            raise exceptions.NotFound("No such import.")
-        found = Import.objects.filter(pk=int(pk)).first()
+    def retrieve(self, request, id=None):
+        found = Import.objects.filter(pk=int(id)).first()
         if found is None:
             raise exceptions.NotFound("No such import.")
         return Response(ImportSerializer(found).data)
