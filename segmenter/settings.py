@@ -193,8 +193,8 @@ CACHES = {
 SCHEMA_TAGS = [
     {"name": "segments", "description": "Segments: create, change and delete them, list members, roll out by percent."},
     {"name": "users", "description": "Users and their segments: register, read (the hot path), add and remove."},
-    {"name": "imports", "description": "Big segments: files of up to 10 million user ids, applied by the worker."},
     {"name": "history and reports", "description": "When a user entered or left a segment: events and CSV reports."},
+    {"name": "imports", "description": "Big segments: files of up to 10 million user ids, applied by the worker."},
     {"name": "webhooks", "description": "Receivers of membership and segment events, signed (Standard Webhooks)."},
     {"name": "health", "description": "Is the service up and its database reachable (no token needed)."},
     {
