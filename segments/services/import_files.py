@@ -7,6 +7,7 @@ memory. Lines are checked later, by the worker (services/imports.py), with one p
 
 import hashlib
 import json
+import logging
 import secrets
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +18,9 @@ import ijson
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-from core.errors import BodyTooLarge, MalformedJson, ValidationFailed
+from core.errors import BodyTooLarge, MalformedJson, ServiceUnavailable, ValidationFailed
+
+logger = logging.getLogger(__name__)
 
 IMPORTS_DIR = "imports"
 MAX_LINES = 10_000_000
@@ -37,10 +40,15 @@ def import_file_receive(body: BinaryIO, *, format: str) -> ReceivedFile:
     """Store `body` (`csv` or `json`) under imports/ as lines; refuse more than MAX_LINES lines (413)
     and, for JSON, anything but `{"user_ids": [...]}` (400)."""
     reader = _HashingReader(body)
-    with tempfile.TemporaryFile() as spool:
-        lines = _csv_copy(reader, spool) if format == "csv" else _json_lines(reader, spool)
-        spool.seek(0)
-        name = default_storage.save(f"{IMPORTS_DIR}/{secrets.token_urlsafe(24)}.txt", File(spool, name="import.txt"))
+    try:
+        with tempfile.TemporaryFile() as spool:
+            lines = _csv_copy(reader, spool) if format == "csv" else _json_lines(reader, spool)
+            spool.seek(0)
+            path = f"{IMPORTS_DIR}/{secrets.token_urlsafe(24)}.txt"
+            name = default_storage.save(path, File(spool, name="import.txt"))
+    except OSError as exc:  # disk full, read-only or missing folder: the client may retry, the operator must act
+        logger.error("import file not stored: %s", exc)
+        raise ServiceUnavailable(f"The import file could not be stored ({exc.strerror or exc}); retry later.") from None
     return ReceivedFile(name=name, sha256=reader.sha256.hexdigest(), lines=lines)
 
 

@@ -157,3 +157,12 @@ def test_import_detail__read_only_token__may_read(segment, api, read_only_token)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {read_only_token}")
 
     assert client.get(f"/api/v1/imports/{created['id']}/").json()["id"] == created["id"]
+
+
+def test_import__storage_cannot_take_the_file__503_nothing_queued(api, segment, problem, settings, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    settings.MEDIA_ROOT = blocker  # storage cannot make folders under a file
+
+    problem(post(api), 503, "service_unavailable")
+    assert not Import.objects.exists()
