@@ -136,7 +136,7 @@ class Import(models.Model):
     segment_id = models.BigIntegerField()
     segment_slug = models.CharField(max_length=100)
     mode = models.CharField(max_length=7, choices=Mode.choices, default=Mode.ADD)
-    ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
+    ttl_seconds = models.PositiveBigIntegerField(null=True, blank=True)  # up to MAX_TTL_SECONDS, over 2**31
     status = models.CharField(max_length=9, choices=Status.choices, default=Status.QUEUED)
     actor = models.CharField(max_length=150)
     idempotency_key = models.CharField(max_length=255, blank=True, default="")

@@ -7,6 +7,7 @@ from django.utils import timezone
 from core.fields import SLUG_RE
 from segments.models import Membership, Segment
 from segments.services.imports import MODES
+from segments.services.memberships import MAX_TTL_SECONDS
 
 
 class SegmentForm(forms.ModelForm):
@@ -58,6 +59,7 @@ class ImportForm(forms.Form):
     ttl_seconds = forms.IntegerField(
         required=False,
         min_value=1,
+        max_value=MAX_TTL_SECONDS,
         label="TTL (seconds)",
         help_text="Optional: added users leave after this many seconds, unless their line gives an expires_at.",
     )
