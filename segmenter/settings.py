@@ -146,6 +146,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 SEGMENTER_IMPORT_MAX_MIB = env.int("SEGMENTER_IMPORT_MAX_MIB", default=200)
 API_LARGE_BODY_PATHS = {r"^/api/v1/segments/[^/]+/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024}
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# Imports (segments/services/imports.py): the worker applies this many lines per transaction, moving `done`.
+SEGMENTER_IMPORT_CHUNK_LINES = max(1, env.int("SEGMENTER_IMPORT_CHUNK_LINES", default=50_000))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.TokenAuthentication"],

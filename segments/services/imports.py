@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils.dateparse import parse_datetime
 from procrastinate.contrib.django import app
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 MODES = tuple(Import.Mode.values)
 MAX_PROBLEMS = 20
 MAX_LINE_CHARS = 200
-CHUNK_LINES = 50_000
 COPY_ROWS = 10_000
 RUN_TASK = "run_import"  # segments/tasks.py
 
@@ -107,11 +107,12 @@ def _earlier(actor: str, key: str, sha256: str, fields: dict) -> Import | None:
 # --- Running -----------------------------------------------------------------------------------
 
 
-def import_run(import_id: int, *, chunk_lines: int = CHUNK_LINES) -> Import:
-    """Check, stage and apply the import, or resume it where it stopped; returns it as it ends."""
+def import_run(import_id: int, *, chunk_lines: int | None = None) -> Import:
+    """Check, stage and apply the import, or resume it where it stopped; returns it as it ends.
+    Chunks of `chunk_lines` lines, by default settings.SEGMENTER_IMPORT_CHUNK_LINES."""
     started = _start(import_id)
     if started is not None:
-        _run(started, _Stage(import_id), chunk_lines)
+        _run(started, _Stage(import_id), chunk_lines or settings.SEGMENTER_IMPORT_CHUNK_LINES)
     return Import.objects.get(pk=import_id)
 
 
