@@ -40,9 +40,9 @@ def test_worker__membership_expires__ttl_history_within_2s_of_expiry(start_worke
     assert worker.stop() == 0
 
 
-def test_worker__report_files__older_than_the_ttl_deleted(start_worker, tmp_path):
-    reports = tmp_path / "reports"
-    reports.mkdir()
+def test_worker__report_files__older_than_the_ttl_deleted(start_worker, settings):
+    reports = settings.MEDIA_ROOT / "reports"
+    reports.mkdir(parents=True)
     old, recent = reports / f"{'o' * 32}.csv", reports / f"{'r' * 32}.csv"
     for path, age_hours in ((old, 3), (recent, 1)):
         path.write_text("1;S;added;2023-08-01T00:00:00Z\n")
