@@ -10,6 +10,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 
+from core.errors import ServiceError
 from segments.admin.forms import ImportForm
 from segments.models import Import, Membership, Segment
 from segments.services import import_create, rollout_apply, segment_create
@@ -52,15 +53,19 @@ def import_view(model_admin, request, segment: Segment):
     browser goes to its progress page."""
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        started, _ = import_create(
-            slug=segment.slug,
-            body=form.cleaned_data["file"],
-            format="csv",
-            mode=form.cleaned_data["mode"],
-            ttl_seconds=form.cleaned_data["ttl_seconds"],
-            actor=request.user.get_username(),
-        )
-        return redirect("admin:segments_segment_import_progress", segment.pk, started.pk)
+        try:
+            started, _ = import_create(
+                slug=segment.slug,
+                body=form.cleaned_data["file"],
+                format="csv",
+                mode=form.cleaned_data["mode"],
+                ttl_seconds=form.cleaned_data["ttl_seconds"],
+                actor=request.user.get_username(),
+            )
+        except ServiceError as exc:  # a file over the line limit, or the segment deleted meanwhile
+            form.add_error("file", exc.detail)
+        else:
+            return redirect("admin:segments_segment_import_progress", segment.pk, started.pk)
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,

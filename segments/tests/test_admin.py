@@ -348,6 +348,18 @@ def test_import_pages__view_only_staff__progress_shown_upload_refused(admin_clie
     assert shown.status_code == 200 and "Queued" in shown.content.decode()
 
 
+def test_import_page__more_lines_than_allowed__form_error_and_nothing_stored(
+    admin_client, segment, monkeypatch, settings
+):
+    monkeypatch.setattr("segments.services.import_files.MAX_LINES", 2)
+
+    response = upload(admin_client, segment, b"1\n2\n3\n", mode="add")
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["file"] == ["An import file has at most 2 lines."]
+    assert not Import.objects.exists() and not any((settings.MEDIA_ROOT / "imports").glob("*"))
+
+
 @pytest.mark.parametrize(("ttl", "accepted"), [("0", False), ("3162240001", False), ("3000000000", True)])
 def test_import_page__ttl_bounds__form_error_or_import(admin_client, segment, ttl, accepted):
     response = upload(admin_client, segment, b"4\n", mode="add", ttl_seconds=ttl)
