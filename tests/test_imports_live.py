@@ -1,13 +1,16 @@
-"""Imports run by real `manage.py worker` processes: a worker killed mid-import, and PATCHes through a real
-gunicorn while an import applies its chunks. Small chunks (SEGMENTER_IMPORT_CHUNK_LINES) make a short file
-take many transactions."""
+"""Imports run by real `manage.py worker` processes: a worker killed mid-import, PostgreSQL restarted mid-import
+(a private cluster), and PATCHes through a real gunicorn while an import applies its chunks. Small chunks
+(SEGMENTER_IMPORT_CHUNK_LINES) make a short file take many transactions."""
 
 import io
 import random
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -155,3 +158,54 @@ def test_import__users_patched_through_the_api_meanwhile__nothing_lost_and_histo
         last_event = HistoryEvent.objects.filter(user_id=user_id, segment_slug="BIG").order_by("at", "id").last()
         assert (user_id in big) == (change == "add" or last_event.source == "import"), (user_id, change)
     assert assert_database_history_replays() > lines
+
+
+def test_import__postgresql_restarted_mid_import__resumed_once_a_worker_runs_again(
+    cluster, manage, server_env, start_worker, tmp_path
+):
+    """A chunk cut by the restart is rolled back; the job that lost its connection is retried (by this worker
+    if it stayed up, else by the next one) and the import resumes: never left `running` with no job."""
+    lines = 8_000
+
+    def read(sql: str):
+        with cluster.connect() as conn:
+            return conn.execute(sql).fetchone()
+
+    def state():
+        try:
+            return read("SELECT status, done, total, added, already_member FROM segments_import")
+        except psycopg.OperationalError:
+            return ("down", 0, None, 0, 0)
+
+    manage("seed_users", "--count", str(lines), "--start", "1", url=cluster.url)
+    manage(
+        "shell", "-c", "from segments.services import segment_create as c; c(slug='BIG', actor='t')", url=cluster.url
+    )
+    file = tmp_path / "members.csv"
+    file.write_text("".join(f"{user_id}\n" for user_id in range(1, lines + 1)))
+    subprocess.run(
+        [sys.executable, "manage.py", "import_members", "BIG", str(file), "--no-wait"],
+        cwd=settings.BASE_DIR,
+        env=server_env(cluster.url, MEDIA_ROOT=str(settings.MEDIA_ROOT)),
+        check=True,
+        capture_output=True,
+    )
+    worker_env = {"DATABASE_URL": cluster.url, "SEGMENTER_IMPORT_CHUNK_LINES": "200"}
+    first = start_worker(**worker_env)
+    assert wait_for(lambda: state()[1] > 0, 30), first.lines
+
+    cluster.stop("fast")
+    cluster.start()
+    at_restart = state()
+    assert wait_for(lambda: first.process.poll() is not None or state()[0] == "succeeded", 30)
+    if first.process.poll() is not None:  # the worker stops when it loses its database; a supervisor restarts it
+        start_worker(**worker_env)
+    assert wait_for(lambda: state()[0] == "succeeded", 30, interval=0.2), state()
+
+    assert at_restart[0] == "running" and 0 < at_restart[1] < lines
+    assert state() == ("succeeded", lines, lines, lines, 0)
+    assert read("SELECT count(*) FROM segments_membership") == (lines,)
+    assert read("SELECT count(*), count(DISTINCT user_id) FROM segments_historyevent WHERE source = 'import'") == (
+        lines,
+        lines,
+    )

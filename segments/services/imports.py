@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils.dateparse import parse_datetime
 from procrastinate.contrib.django import app
 
@@ -133,7 +133,10 @@ def _run(started: Import, stage: "_Stage", chunk_lines: int) -> None:
         return
     except Exception:
         logger.exception("import %s failed", started.pk)
-        _finish(started, Import.Status.FAILED, error="Internal error; the lines applied so far stay.", stage=stage)
+        try:
+            _finish(started, Import.Status.FAILED, error="Internal error; the lines applied so far stay.", stage=stage)
+        except DatabaseError:  # the database is out of reach: the import stays running, its job retried resumes it
+            logger.exception("import %s: not marked failed", started.pk)
         raise
     _finish(started, Import.Status.SUCCEEDED, stage=stage)
 
