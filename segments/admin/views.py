@@ -62,7 +62,7 @@ def import_view(model_admin, request, segment: Segment):
                 ttl_seconds=form.cleaned_data["ttl_seconds"],
                 actor=request.user.get_username(),
             )
-        except ServiceError as exc:  # a file over the line limit, or the segment deleted meanwhile
+        except ServiceError as exc:  # over the line limit, storage refusing the file, the segment deleted meanwhile
             form.add_error("file", exc.detail)
         else:
             return redirect("admin:segments_segment_import_progress", segment.pk, started.pk)
