@@ -166,3 +166,15 @@ def test_import__storage_cannot_take_the_file__503_nothing_queued(api, segment, 
 
     problem(post(api), 503, "service_unavailable")
     assert not Import.objects.exists()
+
+
+def test_import__ttl_over_two_to_the_31_seconds__taken_and_applied(api, segment):
+    response = post(api, b"1\n", url=URL + "?ttl_seconds=3000000000")
+
+    assert response.status_code == 202
+    assert import_run(response.json()["id"]).added == 1
+    assert Import.objects.get().ttl_seconds == 3_000_000_000
+
+
+def test_import__ttl_over_100_years__400(api, segment, problem):
+    problem(post(api, url=URL + "?ttl_seconds=3200000000"), 400, "validation_error")
