@@ -27,6 +27,7 @@ class Results:
     servers: list[Target] = field(default_factory=list)
     endpoints: list[Target] = field(default_factory=list)
     history: dict = field(default_factory=dict)
+    metrics: list[Target] = field(default_factory=list)
     batch: list[Target] = field(default_factory=list)
     latency: list[Target] = field(default_factory=list)
     rollout: dict = field(default_factory=dict)
@@ -172,6 +173,26 @@ def endpoints_section(results: Results) -> list[str]:
     ]
 
 
+def metrics_section(results: Results) -> list[str]:
+    counted, off = results.metrics
+    rounds = [[number + 1, a.rps, b.rps, a.rps / b.rps if b.rps else float("nan")]
+              for number, (a, b) in enumerate(zip(counted.runs, off.runs, strict=True))]  # fmt: skip
+    cost = 1 - ratio(rps(counted), rps(off))
+    return [
+        "## What counting requests costs the fast lane",
+        "",
+        "The v1 GET (fast lane) as served, and with SEGMENTER_METRICS=off (no request counter or latency"
+        " histogram, no query metrics), one right after the other in each round, the same server config and"
+        " data; the request log line is written in both.",
+        "",
+        table(["round", "rps as served", "rps metrics off", "as served ÷ metrics off"], rounds),
+        "",
+        f"Median of per-round ratios: {fmt(ratio(rps(counted), rps(off)), 3)} (counting costs {fmt(100 * cost, 1)}%"
+        f" of the rate); medians {fmt(median(rps(counted)))} and {fmt(median(rps(off)))} rps.",
+        "",
+    ]
+
+
 def users_per_second(target: Target) -> list[float]:
     return [run.rps * target.users_per_request for run in target.runs]
 
@@ -290,6 +311,8 @@ def render(results: Results) -> str:
         lines += servers_section(results)
     if results.endpoints:
         lines += endpoints_section(results)
+    if results.metrics:
+        lines += metrics_section(results)
     if results.batch:
         lines += batch_section(results)
     if results.latency:
