@@ -175,22 +175,34 @@ def endpoints_section(results: Results) -> list[str]:
 
 def metrics_section(results: Results) -> list[str]:
     counted, off = results.metrics
-    rounds = [[number + 1, a.rps, b.rps, a.rps / b.rps if b.rps else float("nan")]
-              for number, (a, b) in enumerate(zip(counted.runs, off.runs, strict=True))]  # fmt: skip
-    cost = 1 - ratio(rps(counted), rps(off))
+    rounds = [
+        [number + 1, a.rps, b.rps, a.rps / b.rps if b.rps else float("nan"), a.server_cpu_us, b.server_cpu_us]
+        for number, (a, b) in enumerate(zip(counted.runs, off.runs, strict=True))
+    ]
+    rate = ratio(rps(counted), rps(off))
+    cpu = ratio(cpu_us(counted), cpu_us(off))
     return [
         "## What counting requests costs the fast lane",
         "",
         "The v1 GET (fast lane) as served, and with SEGMENTER_METRICS=off (no request counter or latency"
         " histogram, no query metrics), one right after the other in each round, the same server config and"
-        " data; the request log line is written in both.",
+        " data; the request log line is written in both. CPU µs is the user and system CPU time of the"
+        " server's processes per request during the run: unlike the rate, it hardly moves with the other"
+        " work on the machine.",
         "",
-        table(["round", "rps as served", "rps metrics off", "as served ÷ metrics off"], rounds),
+        table(["round", "rps as served", "rps metrics off", "rps ratio", "CPU µs as served", "CPU µs off"], rounds),
         "",
-        f"Median of per-round ratios: {fmt(ratio(rps(counted), rps(off)), 3)} (counting costs {fmt(100 * cost, 1)}%"
-        f" of the rate); medians {fmt(median(rps(counted)))} and {fmt(median(rps(off)))} rps.",
+        f"Medians of per-round ratios: rate as served ÷ metrics off {fmt(rate, 3)} (counting costs"
+        f" {fmt(100 * (1 - rate), 1)}% of the rate); server CPU per request as served ÷ metrics off {fmt(cpu, 3)}"
+        f" ({fmt(median(cpu_us(counted)), 0)} against {fmt(median(cpu_us(off)), 0)} µs, so at most"
+        f" {fmt(100 * (1 - 1 / cpu), 1)}% of the rate of a server bound by its CPU). Medians"
+        f" {fmt(median(rps(counted)))} and {fmt(median(rps(off)))} rps.",
         "",
     ]
+
+
+def cpu_us(target: Target) -> list[float]:
+    return [run.server_cpu_us for run in target.runs]
 
 
 def users_per_second(target: Target) -> list[float]:

@@ -112,11 +112,13 @@ def test_webhooks_section__events_per_second__per_round_then_median():
 
 
 def test_metrics_section__per_round_ratios_and_their_median():
-    def target(*rates: float) -> Target:
-        return Target("t", None, runs=[Load(rps=rate, p50_ms=1, p99_ms=2, errors=0, requests=1) for rate in rates])
+    def target(*runs: tuple[float, float]) -> Target:
+        loads = [Load(rps=rate, p50_ms=1, p99_ms=2, errors=0, requests=1, server_cpu_us=cpu) for rate, cpu in runs]
+        return Target("t", None, runs=loads)
 
-    results = Results(args=None, sizes=None, command="", metrics=[target(990, 500, 1200), target(1000, 400, 1250)])
-    text = "\n".join(metrics_section(results))
-    assert "| 1 | 990 | 1,000 | 0.99 |" in text
-    assert "| 2 | 500 | 400 | 1.25 |" in text
-    assert "Median of per-round ratios: 0.990 (counting costs 1.0% of the rate)" in text
+    counted, off = target((990, 210), (500, 220), (1200, 205)), target((1000, 200), (400, 200), (1250, 200))
+    text = "\n".join(metrics_section(Results(args=None, sizes=None, command="", metrics=[counted, off])))
+    assert "| 1 | 990 | 1,000 | 0.99 | 210 | 200 |" in text
+    assert "| 2 | 500 | 400 | 1.25 | 220 | 200 |" in text
+    assert "rate as served ÷ metrics off 0.990 (counting costs 1.0% of the rate)" in text
+    assert "as served ÷ metrics off 1.050 (210 against 200 µs, so at most 4.8% of the rate" in text
