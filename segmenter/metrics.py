@@ -1,9 +1,10 @@
 """GET /metrics: Prometheus text format, any token (read-only is enough).
 
 The request and database metrics are counted by every server worker process; under gunicorn
-each writes them to files in PROMETHEUS_MULTIPROC_DIR (set up by gunicorn.conf.py) and this view
-adds up the files of all of them. The domain gauges are read at each scrape from PostgreSQL's
-statistics and, for webhooks, from the event log's positions and indexes: never a count of a table.
+each writes them to files in PROMETHEUS_MULTIPROC_DIR (set up by gunicorn.conf.py) once a second
+(core/telemetry.py's tally) and this view adds up the files of all of them. The domain gauges are
+read at each scrape from PostgreSQL's statistics and, for webhooks, from the event log's positions
+and indexes: never a count of a table.
 """
 
 import logging
@@ -16,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, REGISTRY, CollectorRegis
 from prometheus_client.core import GaugeMetricFamily
 from rest_framework.views import APIView
 
+from core import telemetry
 from core.jobs import EXPIRY_SWEEP
 from events.services.received import webhooks_backlog
 
@@ -79,6 +81,7 @@ _database.register(DatabaseGauges())
 
 
 def metrics_text() -> bytes:
+    telemetry.tally.flush()  # this process's counts at once; the other processes' are at most a second old
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

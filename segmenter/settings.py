@@ -102,9 +102,9 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
-if SEGMENTER_METRICS:  # django-prometheus's backend counts queries and connections (django_db_* metrics)
+if SEGMENTER_METRICS:  # queries and connections counted (django-prometheus's django_db_* metrics), queries in a tally
     DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
-        "django.db.backends.", "django_prometheus.db.backends."
+        "django.db.backends.postgresql", "core.backends.postgresql"
     )
 # A streaming replica for reads that tolerate SEGMENTER_REPLICA_MAX_LAG seconds (segmenter/replica.py).
 if env.str("DATABASE_REPLICA_URL", default=""):

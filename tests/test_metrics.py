@@ -185,19 +185,25 @@ def test_metrics__live_gunicorn_workers__counts_of_every_worker_added_up(databas
                     assert response.headers["X-Request-ID"] == f"r{number}"
 
         hit(20)
+        time.sleep(1.5)  # each worker writes its counts to its files within a second
         served = {int(path.stem.split("_")[1]) for path in metrics_dir.glob("counter_*.db")}
         assert served <= set(server.worker_pids())
         killed = next(iter(served))
-        os.kill(killed, signal.SIGTERM)  # gunicorn starts another worker
+        hit(5)
+        os.kill(killed, signal.SIGTERM)  # it writes its last counts as it exits; gunicorn starts another worker
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and (killed in server.worker_pids() or len(server.worker_pids()) < 2):
             time.sleep(0.1)
         time.sleep(1)  # the new worker has loaded the app
         hit(20)
-        page = requests.get(server.base_url + "/metrics", headers=headers)
-        assert page.status_code == 200
-        assert requests_counted(page.text, "user-segments") == 40
-        assert requests_counted(page.text, "segment-list") == 40
+
+        def counted() -> dict:
+            page = requests.get(server.base_url + "/metrics", headers=headers)
+            assert page.status_code == 200
+            return {route: requests_counted(page.text, route) for route in ("user-segments", "segment-list")}
+
+        expected = {"user-segments": 45, "segment-list": 45}
+        assert wait_for(counted, expected, timeout=5) == expected
         assert len(list(metrics_dir.glob("counter_*.db"))) >= 2
         lines = [json.loads(line) for line in server.log_lines() if line.startswith("{")]
     requests_lines = [line for line in lines if line.get("logger") == "segmenter.requests"]
