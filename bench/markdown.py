@@ -187,8 +187,8 @@ def metrics_section(results: Results) -> list[str]:
         "The v1 GET (fast lane) as served, and with SEGMENTER_METRICS=off (no request counter or latency"
         " histogram, no query metrics), one right after the other in each round, the same server config and"
         " data; the request log line is written in both. CPU µs is the user and system CPU time of the"
-        " server's processes per request during the run: unlike the rate, it hardly moves with the other"
-        " work on the machine.",
+        " server's processes per request during the run; `python -m bench.metrics_cost` measures the"
+        " difference more finely, in one process.",
         "",
         table(["round", "rps as served", "rps metrics off", "rps ratio", "CPU µs as served", "CPU µs off"], rounds),
         "",
