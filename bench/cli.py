@@ -48,7 +48,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--reuse", action="store_true", help="keep a database that already has these sizes")
     parser.add_argument("--port", type=int, default=18731)
     parser.add_argument(
-        "--skip", default="", help="comma list of: servers, endpoints, batch, latency, bulk, report, webhooks"
+        "--skip",
+        default="",
+        help="comma list of: servers, endpoints, metrics, batch, latency, bulk, report, webhooks",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
     args = parser.parse_args(argv)
@@ -130,6 +132,16 @@ def run(args: argparse.Namespace) -> None:
         results.endpoints = targets
         results.history = checks.history_check(dsn, name, slugs)
         log(f"history check: {results.history}")
+
+    if "metrics" not in args.skip:
+        label = f"GET /api/v1/users/{{id}}/segments/ ({DEFAULT.name}"
+        results.metrics = [
+            Target(f"{label})", DEFAULT, dsn=dsn),
+            Target(f"{label}, metrics off)", DEFAULT, dsn=dsn, settings="metrics off"),
+        ]
+        for target in results.metrics:
+            target.connections = args.connections
+        interleave(results.metrics, lambda t: users_of[t.dsn], settings, log)
 
     if "batch" not in args.skip:
         results.batch = [

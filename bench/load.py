@@ -2,7 +2,7 @@
 
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psycopg2
@@ -71,10 +71,13 @@ def measure(target: Target, users: int, settings: LoadSettings) -> Load:
             run_wrk(
                 url=server.url, script="get.lua", seconds=settings.warmup, connections=target.connections, env=wrk_env
             )
-        return run_wrk(
+        cpu = server.cpu_seconds()
+        result = run_wrk(
             url=server.url, script=target.script, seconds=settings.seconds, connections=target.connections,
             env=wrk_env,
         )  # fmt: skip
+        cpu = server.cpu_seconds() - cpu
+        return replace(result, server_cpu_us=cpu * 1e6 / result.requests if result.requests else float("nan"))
 
 
 def interleave(targets: list[Target], users_of, settings: LoadSettings, log) -> None:

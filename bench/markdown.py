@@ -27,6 +27,7 @@ class Results:
     servers: list[Target] = field(default_factory=list)
     endpoints: list[Target] = field(default_factory=list)
     history: dict = field(default_factory=dict)
+    metrics: list[Target] = field(default_factory=list)
     batch: list[Target] = field(default_factory=list)
     latency: list[Target] = field(default_factory=list)
     rollout: dict = field(default_factory=dict)
@@ -172,6 +173,38 @@ def endpoints_section(results: Results) -> list[str]:
     ]
 
 
+def metrics_section(results: Results) -> list[str]:
+    counted, off = results.metrics
+    rounds = [
+        [number + 1, a.rps, b.rps, a.rps / b.rps if b.rps else float("nan"), a.server_cpu_us, b.server_cpu_us]
+        for number, (a, b) in enumerate(zip(counted.runs, off.runs, strict=True))
+    ]
+    rate = ratio(rps(counted), rps(off))
+    cpu = ratio(cpu_us(counted), cpu_us(off))
+    return [
+        "## What counting requests costs the fast lane",
+        "",
+        "The v1 GET (fast lane) as served, and with SEGMENTER_METRICS=off (no request counter or latency"
+        " histogram, no query metrics), one right after the other in each round, the same server config and"
+        " data; the request log line is written in both. CPU µs is the user and system CPU time of the"
+        " server's processes per request during the run; `python -m bench.metrics_cost` measures the"
+        " difference more finely, in one process.",
+        "",
+        table(["round", "rps as served", "rps metrics off", "rps ratio", "CPU µs as served", "CPU µs off"], rounds),
+        "",
+        f"Medians of per-round ratios: rate as served ÷ metrics off {fmt(rate, 3)} (counting costs"
+        f" {fmt(100 * (1 - rate), 1)}% of the rate); server CPU per request as served ÷ metrics off {fmt(cpu, 3)}"
+        f" ({fmt(median(cpu_us(counted)), 0)} against {fmt(median(cpu_us(off)), 0)} µs, so at most"
+        f" {fmt(100 * (1 - 1 / cpu), 1)}% of the rate of a server bound by its CPU). Medians"
+        f" {fmt(median(rps(counted)))} and {fmt(median(rps(off)))} rps.",
+        "",
+    ]
+
+
+def cpu_us(target: Target) -> list[float]:
+    return [run.server_cpu_us for run in target.runs]
+
+
 def users_per_second(target: Target) -> list[float]:
     return [run.rps * target.users_per_request for run in target.runs]
 
@@ -290,6 +323,8 @@ def render(results: Results) -> str:
         lines += servers_section(results)
     if results.endpoints:
         lines += endpoints_section(results)
+    if results.metrics:
+        lines += metrics_section(results)
     if results.batch:
         lines += batch_section(results)
     if results.latency:

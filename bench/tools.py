@@ -23,6 +23,7 @@ class Load:
     requests: int
     added: int = 0
     removed: int = 0
+    server_cpu_us: float = float("nan")  # CPU time of the server's processes per request (HTTP runs only)
 
 
 def require_tools() -> None:

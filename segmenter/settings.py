@@ -102,9 +102,9 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
-if SEGMENTER_METRICS:  # django-prometheus's backend counts queries and connections (django_db_* metrics)
+if SEGMENTER_METRICS:  # queries and connections counted (django-prometheus's django_db_* metrics), queries in a tally
     DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
-        "django.db.backends.", "django_prometheus.db.backends."
+        "django.db.backends.postgresql", "core.backends.postgresql"
     )
 # A streaming replica for reads that tolerate SEGMENTER_REPLICA_MAX_LAG seconds (segmenter/replica.py).
 if env.str("DATABASE_REPLICA_URL", default=""):
@@ -294,3 +294,8 @@ PROCRASTINATE_WORKER_DEFAULTS = {
 # allowed; a message failing for SEGMENTER_WEBHOOK_RETRY_HOURS disables its webhook.
 SEGMENTER_WEBHOOK_ALLOW_PRIVATE = env.bool("SEGMENTER_WEBHOOK_ALLOW_PRIVATE", default=False)
 SEGMENTER_WEBHOOK_RETRY_HOURS = env.float("SEGMENTER_WEBHOOK_RETRY_HOURS", default=24.0)
+# The event log keeps an event this many days at least, and until every webhook has received it
+# (events/services/received.py); the worker deletes the rest every 10 minutes.
+SEGMENTER_EVENT_RETENTION_DAYS = env.float("SEGMENTER_EVENT_RETENTION_DAYS", default=7.0)
+if SEGMENTER_EVENT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("SEGMENTER_EVENT_RETENTION_DAYS must be 0 or more")
