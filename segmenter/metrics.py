@@ -3,8 +3,8 @@
 The request and database metrics are counted by every server worker process; under gunicorn
 each writes them to files in PROMETHEUS_MULTIPROC_DIR (set up by gunicorn.conf.py) once a second
 (core/telemetry.py's tally) and this view adds up the files of all of them. The domain gauges are
-read at each scrape from PostgreSQL's statistics and, for webhooks, from the event log's positions
-and indexes: never a count of a table.
+read at each scrape from PostgreSQL's statistics, for webhooks from the event log's positions and
+indexes, and for imports from the partial index of unfinished ones: never a count of a whole table.
 """
 
 import logging
@@ -29,12 +29,22 @@ GAUGES_SQL = """
 SELECT
   (SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = 'segments_membership'::regclass),
   (SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = 'segments_segment'::regclass),
-  (SELECT extract(epoch FROM now() - finished_at)::float FROM segmenter_jobrun WHERE name = %s)
+  (SELECT extract(epoch FROM now() - finished_at)::float FROM segmenter_jobrun WHERE name = %s),
+  (SELECT count(*) FROM segments_import WHERE status = 'queued'),
+  (SELECT count(*) FROM segments_import WHERE status = 'running'),
+  (SELECT greatest(extract(epoch FROM statement_timestamp() - min(created_at))::float, 0)
+     FROM segments_import WHERE status IN ('queued', 'running'))
 """
 GAUGES = (
     ("segmenter_memberships", "Memberships, active or waiting for the sweep, from PostgreSQL's statistics."),
     ("segmenter_segments", "Segments, from PostgreSQL's statistics."),
     ("segmenter_expiry_sweep_age_seconds", "Seconds since the last full expiry sweep finished (absent: never)."),
+    ("segmenter_imports_queued", "Imports waiting for a worker (read from a partial index of unfinished imports)."),
+    ("segmenter_imports_running", "Imports a worker is checking or applying."),
+    (
+        "segmenter_import_oldest_unfinished_age_seconds",
+        "Seconds since the oldest unfinished import was created; 0 when none.",
+    ),
 )
 
 

@@ -1,5 +1,6 @@
 """GET /metrics: its token, its format, the domain gauges, and counts added up from several gunicorn workers."""
 
+import io
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ from events.services.delivery import webhook_deliver_next
 from events.services.log import events_sequence
 from events.services.received import BACKLOG_SQL
 from events.services.webhooks import webhook_create
-from segments.services import AddItem, memberships_update, segment_create, segment_delete
+from segments.services import AddItem, import_create, import_run, memberships_update, segment_create, segment_delete
 from users.services import user_register
 
 pytestmark = pytest.mark.django_db
@@ -212,3 +213,32 @@ def test_metrics__live_gunicorn_workers__counts_of_every_worker_added_up(databas
         ("GET", 200, "/api/v1/users/7/segments/")
     ] * 2
     assert not Path(metrics_dir).exists() or not list(metrics_dir.glob("*.db"))  # removed at exit
+
+
+def test_import_gauges__queued_then_run__queue_and_oldest_age(api, settings):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    segment_create(slug="A", actor="t")
+    created = [import_create(slug="A", body=io.BytesIO(b"1\n"), format="csv", mode="add", actor="t")[0] for _ in "ab"]
+
+    def gauges() -> dict:
+        found = samples(api.get("/metrics").content.decode())
+        return {name: value for (name, _), value in found.items() if "import" in name}
+
+    queued = gauges()
+    assert (queued["segmenter_imports_queued"], queued["segmenter_imports_running"]) == (2, 0)
+    assert queued["segmenter_import_oldest_unfinished_age_seconds"] >= 0
+    for one in created:
+        import_run(one.pk)
+    assert gauges() == {
+        "segmenter_imports_queued": 0,
+        "segmenter_imports_running": 0,
+        "segmenter_import_oldest_unfinished_age_seconds": 0,
+    }
+
+
+def test_import_gauges__explained__read_the_partial_index_of_unfinished_imports():
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN SELECT count(*) FROM segments_import WHERE status = 'queued'")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "import_unfinished" in plan, plan
