@@ -11,6 +11,8 @@ that a webhook's `event_types` or `segments` filters leave out are not needed by
 from django.conf import settings
 from django.db import connection
 
+from events.services.filters import wanted_sql
+
 # (id, event_types, segments, received) of every webhook; a few index reads each.
 RECEIVED_SQL = r"""
 SELECT w.id, w.event_types, w.segments, least(w.last_position, (
@@ -22,11 +24,7 @@ FROM events_webhook w
 """
 
 # An event `c` that webhook `w` still needs: past its received position and let through by its filters.
-NEEDED_SQL = """
-c.position > w.received
-AND (jsonb_array_length(w.event_types) = 0 OR w.event_types ? c.type)
-AND (jsonb_array_length(w.segments) = 0 OR w.segments ? c.segment)
-"""
+NEEDED_SQL = f"c.position > w.received AND {wanted_sql('c', 'w.event_types', 'w.segments')}"
 
 PURGE_CHUNK = 10_000  # events examined (and at most deleted) per statement, each its own short transaction
 
