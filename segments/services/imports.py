@@ -362,9 +362,10 @@ def _add_listed(cursor, stage: _Stage, lines: list[int], segment_id: int, curren
         "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
         f" SELECT i.user_id, %s, 'manual', {CLOCK}, {new_expiry}"
         f" FROM {stage.table} i JOIN users_user u ON u.id = i.user_id WHERE i.n > %s AND i.n <= %s"
-        # KEY SHARE first, as the foreign key check would take it at the end: a user being deleted is
-        # waited for and skipped rather than failing the chunk.
-        " FOR KEY SHARE OF u"
+        # In user id order: the index inserts go in key order (the file's order would scatter them), and
+        # rows are locked in one order whoever locks them. KEY SHARE first, as the foreign key check
+        # would take it at the end: a user being deleted is waited for and skipped rather than failing the chunk.
+        " ORDER BY i.user_id FOR KEY SHARE OF u"
         f" ON CONFLICT (user_id, segment_id) DO NOTHING RETURNING user_id, segment_id, {changed_at()}",
         [segment_id, expiry, *lines],
         operation="added",
