@@ -162,7 +162,7 @@ def import_sql(segment_id: int, table: str) -> str:
     change = (
         "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
         f" SELECT i.user_id, %s, 'manual', {CLOCK}, NULL FROM {table} i JOIN users_user u ON u.id = i.user_id"
-        " FOR KEY SHARE OF u ON CONFLICT (user_id, segment_id) DO NOTHING"
+        " ORDER BY i.user_id FOR KEY SHARE OF u ON CONFLICT (user_id, segment_id) DO NOTHING"
         f" RETURNING user_id, segment_id, {changed_at()}"
     )
     sent = []
