@@ -97,10 +97,10 @@ def import_file(slug: str, path: str) -> dict:
     """import_create of the file (as a request stores it), then the worker's task on it, timed; the statements'
     seconds by IMPORT_STATEMENTS (the others by phase: checking and staging the file, or applying its chunks),
     and the process's peak RSS before and after, in MiB."""
+    from django.conf import settings
     from django.db import connection
 
     from segments.services import import_create
-    from segments.services.imports import CHUNK_LINES
     from segments.tasks import run_import
 
     rss_before = peak_rss()
@@ -132,7 +132,7 @@ def import_file(slug: str, path: str) -> dict:
         "create_seconds": stored - started,
         "run_seconds": ended - stored,
         "stage_seconds": (chunks_from[0] if chunks_from else ended) - stored,
-        "chunk_lines": CHUNK_LINES,
+        "chunk_lines": settings.SEGMENTER_IMPORT_CHUNK_LINES,
         "statements": seconds,
         "status": created.status,
         "added": created.added,

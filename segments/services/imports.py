@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils.dateparse import parse_datetime
 from procrastinate.contrib.django import app
 
@@ -131,12 +131,14 @@ def _run(started: Import, stage: "_Stage", chunk_lines: int) -> None:
     except ImportFailed as exc:
         _finish(started, Import.Status.FAILED, error=str(exc), stage=stage)
         return
+    except (OperationalError, InterfaceError):
+        # The connection was lost, or a deadlock or a cancel ended the chunk: its transaction rolled back,
+        # the import stays running, and the job's retry (segments/tasks.py) resumes it after `done`.
+        logger.warning("import %s stopped by the database; its job will resume it", started.pk, exc_info=True)
+        raise
     except Exception:
         logger.exception("import %s failed", started.pk)
-        try:
-            _finish(started, Import.Status.FAILED, error="Internal error; the lines applied so far stay.", stage=stage)
-        except DatabaseError:  # the database is out of reach: the import stays running, its job retried resumes it
-            logger.exception("import %s: not marked failed", started.pk)
+        _finish(started, Import.Status.FAILED, error="Internal error; the lines applied so far stay.", stage=stage)
         raise
     _finish(started, Import.Status.SUCCEEDED, stage=stage)
 

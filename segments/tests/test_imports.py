@@ -313,3 +313,40 @@ def test_import_lines__long_line_without_end__cut_and_refused(segment):
     done = run(b"1\n" + b"9" * 5_000_000)
 
     assert done.invalid_lines == [{"line": 2, "error": "longer than 200 characters"}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_run__chunk_cancelled_by_the_database__stays_running_and_resumes(database_url):
+    import threading
+    import time
+
+    import psycopg
+    from django.db import OperationalError
+
+    User.objects.bulk_create([User(id=i) for i in range(1, 11)])
+    segment = Segment.objects.create(slug="IMPORTED")
+    created = create("1\n2\n3\n")
+    with psycopg.connect(database_url(), autocommit=False) as holder, psycopg.connect(database_url()) as watcher:
+        holder.execute("SELECT 1 FROM segments_segment WHERE id = %s FOR UPDATE", [segment.pk])
+
+        def cancel_the_waiting_chunk() -> None:
+            for _ in range(200):
+                pids = watcher.execute(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND query LIKE '%segments_segment%'"
+                ).fetchall()
+                if pids:
+                    watcher.execute("SELECT pg_cancel_backend(%s)", [pids[0][0]])
+                    return
+                time.sleep(0.05)
+
+        canceller = threading.Thread(target=cancel_the_waiting_chunk)
+        canceller.start()
+        with pytest.raises(OperationalError):
+            import_run(created.pk, chunk_lines=2)
+        canceller.join()
+        holder.rollback()
+
+    assert (Import.objects.get(pk=created.pk).status, Import.objects.get(pk=created.pk).done) == ("running", 0)
+    done = import_run(created.pk, chunk_lines=2)
+    assert counts(done) == ("succeeded", 3, 3, 3, 0, 0, 0)
