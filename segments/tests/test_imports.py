@@ -1,11 +1,14 @@
 """Imports as the worker runs them: checking, staging, chunks, modes, resuming (services/imports.py)."""
 
 import io
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from django.core.files.storage import default_storage
-from django.db import connection
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from core.errors import BodyTooLarge, IdempotencyKeyReused, MalformedJson, SegmentNotFound, ValidationFailed
@@ -317,16 +320,13 @@ def test_import_lines__long_line_without_end__cut_and_refused(segment):
 
 @pytest.mark.django_db(transaction=True)
 def test_import_run__chunk_cancelled_by_the_database__stays_running_and_resumes(database_url):
-    import threading
-    import time
-
-    import psycopg
-    from django.db import OperationalError
-
     User.objects.bulk_create([User(id=i) for i in range(1, 11)])
     segment = Segment.objects.create(slug="IMPORTED")
     created = create("1\n2\n3\n")
-    with psycopg.connect(database_url(), autocommit=False) as holder, psycopg.connect(database_url()) as watcher:
+    with (
+        psycopg.connect(database_url(), autocommit=False) as holder,
+        psycopg.connect(database_url(), autocommit=True) as watcher,
+    ):
         holder.execute("SELECT 1 FROM segments_segment WHERE id = %s FOR UPDATE", [segment.pk])
 
         def cancel_the_waiting_chunk() -> None:
