@@ -286,6 +286,8 @@ PROCRASTINATE_WORKER_DEFAULTS = {
 }
 
 # Webhooks (events/services/webhooks.py): receivers on private, loopback or link-local addresses only when
-# allowed; a message failing for SEGMENTER_WEBHOOK_RETRY_HOURS disables its webhook.
+# allowed; a message failing for SEGMENTER_WEBHOOK_RETRY_HOURS disables its webhook; a receiver's whole
+# answer must come within SEGMENTER_WEBHOOK_TIMEOUT seconds.
 SEGMENTER_WEBHOOK_ALLOW_PRIVATE = env.bool("SEGMENTER_WEBHOOK_ALLOW_PRIVATE", default=False)
 SEGMENTER_WEBHOOK_RETRY_HOURS = env.float("SEGMENTER_WEBHOOK_RETRY_HOURS", default=24.0)
+SEGMENTER_WEBHOOK_TIMEOUT = env.float("SEGMENTER_WEBHOOK_TIMEOUT", default=10.0)

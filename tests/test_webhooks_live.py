@@ -1,12 +1,16 @@
 """Webhook delivery by real `manage.py worker` processes to a real HTTP receiver on 127.0.0.1."""
 
+import signal
 import time
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from standardwebhooks.webhooks import Webhook as Signer
 
 from events.models import Delivery, Event, Webhook
+from events.services.delivery import DELIVERY_LOCK, webhook_deliver_next
+from events.services.log import events_sequence
 from events.services.webhooks import webhook_change, webhook_create
 from segments.services import AddItem, memberships_update, rollout_apply, segment_create
 from users.services import users_register
@@ -117,3 +121,57 @@ def test_webhook__worker_killed_mid_delivery__next_worker_sends_the_same_message
     attempts = Delivery.objects.filter(message__webhook=webhook)
     assert [(a.attempt, a.status_code) for a in attempts] == [(1, 204)]  # the killed attempt left nothing
     assert [event["id"] for event in receiver.events()] == event_ids() * 2
+
+
+def test_webhook__receiver_trickles_its_answer__cut_10s_after_the_start(receiver, settings):
+    assert settings.SEGMENTER_WEBHOOK_TIMEOUT == 10  # the default
+    webhook = webhook_create(url=receiver.url)
+    segment_create(slug="A", actor="t")
+    events_sequence()
+    receiver.trickle = 1.0  # one byte a second: each read gets a byte well within 10 s, the answer never does
+    started = time.monotonic()
+    assert webhook_deliver_next(webhook.pk) is False
+    elapsed = time.monotonic() - started
+    assert 10 <= elapsed < 12, elapsed
+    assert 9 <= receiver.trickled <= 12  # the answer has ~70 bytes
+    (attempt,) = Delivery.objects.filter(message__webhook=webhook)
+    assert (attempt.status_code, attempt.error) == (None, "TimeoutError: no whole answer within 10 s")
+    assert 10_000 <= attempt.duration_ms < 12_000
+
+
+def delivery_lock_holders(webhook_id: int) -> list[tuple[int, str]]:
+    """(pid, state) of the sessions holding the webhook's delivery lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.pid, a.state FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+            " WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s AND l.objsubid = 2 AND l.granted",
+            [DELIVERY_LOCK, webhook_id],
+        )
+        return cursor.fetchall()
+
+
+def test_webhook__worker_host_lost_mid_delivery__server_ends_its_transaction_and_next_worker_delivers(
+    receiver, start_worker
+):
+    webhook = webhook_create(url=receiver.url)
+    segment_create(slug="A", actor="t")
+    receiver.hold.set()
+    env = {**PRIVATE, "SEGMENTER_WEBHOOK_TIMEOUT": "2"}  # the server ends a silent delivery after 3 × 2 s
+    lost = start_worker(**env)
+    assert receiver.arrived.wait(20)
+    # Stopped, it sends nothing and closes nothing, as a host that fell off the network.
+    lost.process.send_signal(signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    assert [state for _, state in delivery_lock_holders(webhook.pk)] == ["idle in transaction"]
+    assert wait_for(lambda: not delivery_lock_holders(webhook.pk), 15)
+    assert 2 < time.monotonic() - stopped_at < 15  # 6 s after its last statement, not at once
+    receiver.hold.clear()
+    start_worker(**env)
+    # Its job is retried once the lost worker has missed heartbeats for 10 s (checked every 5 s).
+    assert wait_for(lambda: len(receiver.posts) >= 2, 40)
+    assert wait_for(lambda: Delivery.objects.filter(message__webhook=webhook).exists(), 5)
+    (first_headers, first_body), (headers, body) = receiver.posts[:2]
+    assert (headers["webhook-id"], body) == (first_headers["webhook-id"], first_body)
+    attempts = Delivery.objects.filter(message__webhook=webhook)
+    assert [(a.attempt, a.status_code) for a in attempts] == [(1, 204)]  # the lost attempt left nothing
+
