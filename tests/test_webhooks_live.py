@@ -1,5 +1,6 @@
 """Webhook delivery by real `manage.py worker` processes to a real HTTP receiver on 127.0.0.1."""
 
+import json
 import signal
 import time
 from decimal import Decimal
@@ -175,3 +176,36 @@ def test_webhook__worker_host_lost_mid_delivery__server_ends_its_transaction_and
     attempts = Delivery.objects.filter(message__webhook=webhook)
     assert [(a.attempt, a.status_code) for a in attempts] == [(1, 204)]  # the lost attempt left nothing
 
+
+def test_webhook__rollout_of_10_percent_of_1000000_users__every_event_arrives_in_messages_of_1000_at_most(
+    receiver, start_worker
+):
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO users_user (id) SELECT generate_series(1, 1000000)")
+    webhook_create(url=receiver.url)
+    segment_create(slug="A", actor="t")
+    added = rollout_apply(slug="A", percent=Decimal(10), actor="t").added
+    assert 95_000 < added < 105_000
+    expected = set(event_ids())  # segment.created, segment.updated and one membership.added per user added
+    assert len(expected) == added + 2
+    start_worker(**PRIVATE)
+    received: list[dict] = []
+    parsed = 0
+
+    def all_arrived() -> bool:
+        nonlocal parsed
+        while parsed < len(receiver.posts):
+            received.extend(json.loads(receiver.posts[parsed][1])["events"])
+            parsed += 1
+        return len(received) >= len(expected)
+
+    assert wait_for(all_arrived, 60), f"{len(received)} of {len(expected)} events arrived"
+    time.sleep(1)
+    all_arrived()
+    assert len(received) == len(expected)  # and nothing more came
+    sizes = [len(json.loads(body)["events"]) for _, body in receiver.posts]
+    assert max(sizes) == 1000
+    assert len(sizes) == -(-len(expected) // 1000)
+    ids = [event["id"] for event in received]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == expected
