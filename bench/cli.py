@@ -48,7 +48,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--reuse", action="store_true", help="keep a database that already has these sizes")
     parser.add_argument("--port", type=int, default=18731)
     parser.add_argument(
-        "--skip", default="", help="comma list of: servers, endpoints, batch, latency, bulk, report, webhooks"
+        "--skip", default="", help="comma list of: servers, endpoints, batch, latency, bulk, report, webhooks, events"
     )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
     args = parser.parse_args(argv)
@@ -155,6 +155,8 @@ def run(args: argparse.Namespace) -> None:
             log("reports/management/commands/report.py is missing: the CSV report is not measured")
     if "webhooks" not in args.skip:
         results.webhooks = webhooks.delivery(dsn, args.bulk_rounds, 10, log)
+    if "events" not in args.skip:
+        results.events = webhooks.patch_cost(dsn, DEFAULT, args.users, settings, log)
     results.minutes = (time.monotonic() - started) / 60
     existing = args.output.read_text() if args.output.exists() else ""
     args.output.write_text(markdown.splice(existing, markdown.render(results)))

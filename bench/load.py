@@ -82,13 +82,17 @@ def interleave(targets: list[Target], users_of, settings: LoadSettings, log) -> 
     for number in range(settings.rounds):
         shift = number % len(targets)
         for target in targets[shift:] + targets[:shift]:
-            try:
-                result = measure(target, users_of(target), settings)
-            except (subprocess.CalledProcessError, RuntimeError, ValueError, psycopg2.Error) as exc:
-                log(f"round {number + 1} {target.label}: failed: {exc}")
-                result = Load(rps=float("nan"), p50_ms=float("nan"), p99_ms=float("nan"), errors=-1, requests=0)
-            target.runs.append(result)
-            log(
-                f"round {number + 1} {target.label}: {result.rps:,.0f} rps, p50 {result.p50_ms:.1f} ms,"
-                f" p99 {result.p99_ms:.1f} ms, errors {result.errors}"
-            )
+            measure_round(target, users_of(target), settings, f"round {number + 1} {target.label}", log)
+
+
+def measure_round(target: Target, users: int, settings: LoadSettings, name: str, log) -> None:
+    """Measure the target once more and log it as `name`; a failed run counts as NaN."""
+    try:
+        result = measure(target, users, settings)
+    except (subprocess.CalledProcessError, RuntimeError, ValueError, psycopg2.Error) as exc:
+        log(f"{name}: failed: {exc}")
+        result = Load(rps=float("nan"), p50_ms=float("nan"), p99_ms=float("nan"), errors=-1, requests=0)
+    target.runs.append(result)
+    log(
+        f"{name}: {result.rps:,.0f} rps, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, errors {result.errors}"
+    )

@@ -33,6 +33,7 @@ class Results:
     expiry: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)
     webhooks: dict = field(default_factory=dict)
+    events: dict[str, list[Target]] = field(default_factory=dict)  # "with" and "without" the event log
     minutes: float = 0.0
 
     def find(self, label: str) -> Target | None:
@@ -254,6 +255,26 @@ def webhooks_section(results: Results) -> list[str]:
     ]
 
 
+def events_section(results: Results) -> list[str]:
+    rows = []
+    for with_events, without in zip(results.events["with"], results.events["without"], strict=True):
+        yes, no = rps(with_events), rps(without)
+        rows.append([with_events.label, ", ".join(map(fmt, yes)), median(yes), ", ".join(map(fmt, no)), median(no)])
+        rows[-1].append(ratio(yes, no))
+    return [
+        "## The PATCH with the event log and without it",
+        "",
+        "The same code and data, with segments/sql/memberships_update.sql as it is and with its two event inserts"
+        " taken out (bench/webhooks.py `function_without_events`), installed before each side's runs; the sides"
+        " alternate, each round in the other order, while `manage.py worker` numbers the events as in production.",
+        "",
+        table(
+            ["endpoint", "with events: rps a round", "median", "without: rps a round", "median", "with ÷ without"], rows
+        ),
+        "",
+    ]
+
+
 START, END = "<!-- bench results: written by python -m bench -->", "<!-- end of bench results -->"
 
 
@@ -298,4 +319,6 @@ def render(results: Results) -> str:
         lines += bulk_section(results)
     if results.webhooks:
         lines += webhooks_section(results)
+    if results.events:
+        lines += events_section(results)
     return "\n".join(lines)

@@ -1,16 +1,31 @@
-"""Webhook delivery: events a second sent to a receiver on 127.0.0.1 that answers 204 at once.
+"""The event log's costs: webhook delivery, and what writing the events costs the PATCH.
 
-Each round a rollout of a bench segment writes its events, the sequencer numbers them, and a child process
-times `webhook_deliver_next` (what the worker's delivery job loops on) until the new webhook has them all.
+Delivery: events a second sent to a receiver on 127.0.0.1 that answers 204 at once. Each round a rollout of
+a bench segment writes its events, the sequencer numbers them, and a child process times
+`webhook_deliver_next` (what the worker's delivery job loops on) until the new webhook has them all.
+
+The PATCH: the same code and data with segments/sql/memberships_update.sql as it is and with its event
+inserts taken out, swapped in before each run (the PATCH's only event writes are there), interleaved, while
+a worker numbers the events as in production.
 """
 
 import json
+import re
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from bench.bulk import _execute, task
+from bench.dataset import _env
+from bench.load import LoadSettings, Target, measure_round
+from bench.servers import ServerConfig, code_dir
 
 SLUG = "bench_webhook"
+PATCH_FUNCTION = Path("segments", "sql", "memberships_update.sql")  # in the code under test
+EVENT_INSERT = re.compile(r"\), evented AS \(\n\s+INSERT INTO events_event .*?\n\s+\)\n", re.S)
 
 
 class Receiver:
@@ -65,3 +80,57 @@ def delivery(dsn: str, rounds: int, percent: int, log) -> dict[str, list[float]]
     finally:
         receiver.server.shutdown()
     return times
+
+
+def function_without_events() -> str:
+    """segments_memberships_update without its event inserts (the CTEs `evented`), else the same."""
+    sql = (code_dir() / PATCH_FUNCTION).read_text()
+    stripped, count = EVENT_INSERT.subn(")\n", sql)
+    if count != 2 or "events_event" in stripped.partition("AS $$")[2]:
+        raise RuntimeError(f"{PATCH_FUNCTION} does not have the two event inserts this strips")
+    return stripped
+
+
+def patch_cost(dsn: str, config: ServerConfig, users: int, settings: LoadSettings, log) -> dict[str, list[Target]]:
+    """The served PATCH (production settings) and its SQL (pgbench), with the events and without them (the
+    keys); the sides alternate, each round in the other order."""
+    functions = {"with": (code_dir() / PATCH_FUNCTION).read_text(), "without": function_without_events()}
+    targets = {
+        side: [
+            Target(
+                f"PATCH /api/v1/users/{{id}}/segments/ ({config.name}, production)",
+                config,
+                script="patch.lua",
+                dsn=dsn,
+                settings="production",
+            ),
+            Target("pgbench -M prepared: the PATCH's call", None, script="patch.lua", dsn=dsn),
+        ]
+        for side in functions
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "worker"], cwd=code_dir(), env=_env(dsn),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_sequenced(dsn)
+        for number in range(settings.rounds):
+            sides = ("with", "without") if number % 2 == 0 else ("without", "with")
+            for side in sides:
+                _execute(dsn, functions[side])
+                for target in targets[side]:
+                    measure_round(target, users, settings, f"round {number + 1} {target.label}, {side} events", log)
+    finally:
+        _execute(dsn, functions["with"])
+        worker.terminate()
+        worker.wait(timeout=30)
+    return targets
+
+
+def _wait_sequenced(dsn: str, timeout: float = 300) -> None:
+    """Until the worker has numbered every event written before (the rollout and delivery rounds write many)."""
+    deadline = time.monotonic() + timeout
+    while _execute(dsn, "SELECT EXISTS (SELECT 1 FROM events_event WHERE position IS NULL)")[0][0]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker did not number the events within {timeout} s")
+        time.sleep(1)

@@ -1,15 +1,18 @@
 """The harness's own arithmetic and parsing (the benchmark itself never runs in the test suite)."""
 
+import difflib
 import math
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from bench.markdown import END, START, Results, splice, webhooks_section
+from bench.load import Target
+from bench.markdown import END, START, Results, events_section, splice, webhooks_section
 from bench.sql import HOT_SQL, pgbench_script
 from bench.stats import median, ratio, table
-from bench.tools import parse_pgbench, parse_wrk
+from bench.tools import Load, parse_pgbench, parse_wrk
+from bench.webhooks import PATCH_FUNCTION, function_without_events
 from segments.selectors import user_segment_slugs
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:18731
@@ -108,3 +111,23 @@ def test_webhooks_section__events_per_second__per_round_then_median():
     data = {"received": [10_000, 20_000], "seconds": [1.0, 4.0], "messages": [10, 20], "events": [10_000, 20_000]}
     lines = webhooks_section(Results(args=None, sizes=None, command="", webhooks=data))
     assert "| 15,000 | 15 | 2.50 | 7,500 |" in "\n".join(lines)
+
+
+def test_function_without_events__only_the_two_event_inserts_taken_out():
+    diff = list(difflib.ndiff(PATCH_FUNCTION.read_text().splitlines(), function_without_events().splitlines()))
+    assert not [line for line in diff if line.startswith("+ ")]
+    removed = [line[2:].strip() for line in diff if line.startswith("- ")]
+    assert len(removed) == 7  # the two `evented` CTEs, of three and four lines
+    assert [line for line in removed if line.startswith(("INSERT", "), evented"))] == [
+        "), evented AS (", "INSERT INTO events_event (type, user_id, segment, at, source, actor)"
+    ] * 2  # fmt: skip
+    assert function_without_events().count("INSERT INTO segments_historyevent") == 2
+
+
+def test_events_section__with_over_without__per_round_then_median():
+    def target(*rates: float) -> Target:
+        return Target("PATCH", None, runs=[Load(rps=r, p50_ms=1, p99_ms=2, errors=0, requests=1) for r in rates])
+
+    events = {"with": [target(900.0, 1000.0, 800.0)], "without": [target(1000.0, 1000.0, 1000.0)]}
+    lines = events_section(Results(args=None, sizes=None, command="", events=events))
+    assert "| PATCH | 900, 1,000, 800 | 900 | 1,000, 1,000, 1,000 | 1,000 | 0.90 |" in "\n".join(lines)
