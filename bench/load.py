@@ -2,14 +2,14 @@
 
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psycopg2
 
 from bench.servers import SETTINGS_ENV, Server, ServerConfig
 from bench.sql import pgbench_patch_script, pgbench_script
-from bench.tools import Load, run_pgbench, run_wrk
+from bench.tools import Load, cpu_seconds, cpu_spent, run_pgbench, run_wrk
 
 BATCH_USERS = 1000  # user ids in each request of batch.lua
 
@@ -71,10 +71,35 @@ def measure(target: Target, users: int, settings: LoadSettings) -> Load:
             run_wrk(
                 url=server.url, script="get.lua", seconds=settings.warmup, connections=target.connections, env=wrk_env
             )
-        return run_wrk(
+        pids = server.pids() + database_pids(target.dsn)  # the connections stay open after the warm-up
+        before = cpu_seconds(pids)
+        load = run_wrk(
             url=server.url, script=target.script, seconds=settings.seconds, connections=target.connections,
             env=wrk_env,
         )  # fmt: skip
+        spent = cpu_spent(before, cpu_seconds(pids))
+        return replace(load, cpu_ms=spent * 1000 / load.requests if load.requests and spent else float("nan"))
+
+
+def database_pids(dsn: str) -> list[int]:
+    """The server processes of the database's open connections (the app's, and a worker's if one runs)."""
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            pids = [row[0] for row in cursor.fetchall()]
+    finally:
+        connection.close()
+    return [pid for pid in pids if _is_postgres(pid)]  # none when the server runs on another machine
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
+    except OSError:
+        return False
 
 
 def interleave(targets: list[Target], users_of, settings: LoadSettings, log) -> None:

@@ -140,6 +140,17 @@ class Server:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def pids(self) -> list[int]:
+        """The server's processes (its process group: the master and its workers)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == self.process.pid:
+                    pids.append(int(stat.parent.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        return pids
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)

@@ -10,6 +10,7 @@ a worker numbers the events as in production.
 """
 
 import json
+import random
 import re
 import subprocess
 import sys
@@ -18,13 +19,18 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psycopg2
+
 from bench.bulk import _execute, task
 from bench.dataset import _env
 from bench.load import LoadSettings, Target, measure_round
 from bench.servers import ServerConfig, code_dir
+from bench.sql import pgbench_patch_script
+from bench.tools import Load, cpu_seconds, cpu_spent
 
 SLUG = "bench_webhook"
 PATCH_FUNCTION = Path("segments", "sql", "memberships_update.sql")  # in the code under test
+CALL_CPU = "the PATCH's call, one connection: its server process's CPU"
 EVENT_INSERT = re.compile(r"\), evented AS \(\n\s+INSERT INTO events_event .*?\n\s+\)\n", re.S)
 
 
@@ -91,9 +97,35 @@ def function_without_events() -> str:
     return stripped
 
 
+def call_cpu(dsn: str, users: int, settings: LoadSettings) -> Load:
+    """The PATCH's call of pgbench, one at a time on one connection for `settings.seconds`: calls a second and
+    the CPU ms of its server process a call."""
+    script = pgbench_patch_script(users, settings.patch_segments, settings.actor)
+    call = script.splitlines()[-1].replace(":uid", "%(uid)s").replace(":a", "%(a)s").replace(":r", "%(r)s")
+    connection = psycopg2.connect(dsn)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+            before, started, calls = cpu_seconds([pid]), time.monotonic(), 0
+            while time.monotonic() - started < settings.seconds:
+                segment = random.randint(1, settings.patch_segments)
+                other = random.randint(1, settings.patch_segments - 1)
+                cursor.execute(call, {"uid": random.randint(1, users), "a": segment, "r": other})
+                calls += 1
+            seconds = time.monotonic() - started
+            spent = cpu_spent(before, cpu_seconds([pid]))
+    finally:
+        connection.close()
+    nan = float("nan")
+    return Load(rps=calls / seconds, p50_ms=seconds * 1000 / calls, p99_ms=nan, errors=0, requests=calls,
+                cpu_ms=spent * 1000 / calls if spent else nan)  # fmt: skip
+
+
 def patch_cost(dsn: str, config: ServerConfig, users: int, settings: LoadSettings, log) -> dict[str, list[Target]]:
-    """The served PATCH (production settings) and its SQL (pgbench), with the events and without them (the
-    keys); the sides alternate, each round in the other order."""
+    """The served PATCH (production settings), its SQL (pgbench) and the CPU of one call, with the events and
+    without them (the keys); the sides alternate, each round in the other order."""
     functions = {"with": (code_dir() / PATCH_FUNCTION).read_text(), "without": function_without_events()}
     targets = {
         side: [
@@ -105,6 +137,7 @@ def patch_cost(dsn: str, config: ServerConfig, users: int, settings: LoadSetting
                 settings="production",
             ),
             Target("pgbench -M prepared: the PATCH's call", None, script="patch.lua", dsn=dsn),
+            Target(CALL_CPU, None, script="patch.lua", dsn=dsn),
         ]
         for side in functions
     }
@@ -118,8 +151,11 @@ def patch_cost(dsn: str, config: ServerConfig, users: int, settings: LoadSetting
             sides = ("with", "without") if number % 2 == 0 else ("without", "with")
             for side in sides:
                 _execute(dsn, functions[side])
-                for target in targets[side]:
+                for target in targets[side][:2]:
                     measure_round(target, users, settings, f"round {number + 1} {target.label}, {side} events", log)
+                one = targets[side][2]
+                one.runs.append(call_cpu(dsn, users, settings))
+                log(f"round {number + 1} {CALL_CPU}, {side} events: {one.runs[-1].cpu_ms:.3f} ms")
     finally:
         _execute(dsn, functions["with"])
         worker.terminate()

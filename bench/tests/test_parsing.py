@@ -125,9 +125,19 @@ def test_function_without_events__only_the_two_event_inserts_taken_out():
 
 
 def test_events_section__with_over_without__per_round_then_median():
-    def target(*rates: float) -> Target:
-        return Target("PATCH", None, runs=[Load(rps=r, p50_ms=1, p99_ms=2, errors=0, requests=1) for r in rates])
+    def target(rates: list[float], cpu: list[float]) -> Target:
+        runs = [
+            Load(rps=r, p50_ms=1, p99_ms=2, errors=0, requests=1, cpu_ms=c) for r, c in zip(rates, cpu, strict=True)
+        ]
+        return Target("PATCH", None, runs=runs)
 
-    events = {"with": [target(900.0, 1000.0, 800.0)], "without": [target(1000.0, 1000.0, 1000.0)]}
-    lines = events_section(Results(args=None, sizes=None, command="", events=events))
-    assert "| PATCH | 900, 1,000, 800 | 900 | 1,000, 1,000, 1,000 | 1,000 | 0.90 |" in "\n".join(lines)
+    nan = float("nan")
+    events = {
+        "with": [target([900.0, 1000.0, 800.0], [2.0, 2.5, 2.0]), target([5000.0] * 3, [nan] * 3)],
+        "without": [target([1000.0, 1000.0, 1000.0], [1.8, 2.0, 2.0]), target([4000.0] * 3, [nan] * 3)],
+    }
+    text = "\n".join(events_section(Results(args=None, sizes=None, command="", events=events)))
+    assert "| PATCH | 900, 1,000, 800 | 900 | 1,000, 1,000, 1,000 | 1,000 | 0.90 |" in text
+    assert "| PATCH | 5,000, 5,000, 5,000 | 5,000 | 4,000, 4,000, 4,000 | 4,000 | 1.25 |" in text
+    assert "| PATCH | 2.00 | 2.00 | 0.90 |" in text  # CPU: the median of 1.8/2.0, 2.0/2.5, 2.0/2.0
+    assert text.count("| PATCH |") == 3  # no CPU row where none was measured
