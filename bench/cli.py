@@ -53,7 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma list of: servers, endpoints, metrics, batch, latency, bulk, report, webhooks, imports",
+        help="comma list of: servers, endpoints, metrics, batch, latency, bulk, report, webhooks, events, imports",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
     args = parser.parse_args(argv)
@@ -173,6 +173,8 @@ def run(args: argparse.Namespace) -> None:
         results.webhooks = webhooks.delivery(dsn, args.bulk_rounds, 10, log)
     if "imports" not in args.skip:
         results.imports = imports.imports(args.postgres, args.db, sizes, args.import_rounds, log)
+    if "events" not in args.skip:
+        results.events = webhooks.patch_cost(dsn, DEFAULT, args.users, settings, log)
     results.minutes = (time.monotonic() - started) / 60
     existing = args.output.read_text() if args.output.exists() else ""
     args.output.write_text(markdown.splice(existing, markdown.render(results)))

@@ -9,7 +9,7 @@ import psycopg2
 
 from bench.servers import SETTINGS_ENV, Server, ServerConfig
 from bench.sql import pgbench_patch_script, pgbench_script
-from bench.tools import Load, run_pgbench, run_wrk
+from bench.tools import Load, cpu_seconds, cpu_spent, run_pgbench, run_wrk
 
 BATCH_USERS = 1000  # user ids in each request of batch.lua
 
@@ -71,13 +71,35 @@ def measure(target: Target, users: int, settings: LoadSettings) -> Load:
             run_wrk(
                 url=server.url, script="get.lua", seconds=settings.warmup, connections=target.connections, env=wrk_env
             )
-        cpu = server.cpu_seconds()
-        result = run_wrk(
+        pids = server.pids() + database_pids(target.dsn)  # the connections stay open after the warm-up
+        before = cpu_seconds(pids)
+        load = run_wrk(
             url=server.url, script=target.script, seconds=settings.seconds, connections=target.connections,
             env=wrk_env,
         )  # fmt: skip
-        cpu = server.cpu_seconds() - cpu
-        return replace(result, server_cpu_us=cpu * 1e6 / result.requests if result.requests else float("nan"))
+        spent = cpu_spent(before, cpu_seconds(pids))
+        return replace(load, cpu_ms=spent * 1000 / load.requests if load.requests and spent else float("nan"))
+
+
+def database_pids(dsn: str) -> list[int]:
+    """The server processes of the database's open connections (the app's, and a worker's if one runs)."""
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            pids = [row[0] for row in cursor.fetchall()]
+    finally:
+        connection.close()
+    return [pid for pid in pids if _is_postgres(pid)]  # none when the server runs on another machine
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
+    except OSError:
+        return False
 
 
 def interleave(targets: list[Target], users_of, settings: LoadSettings, log) -> None:
@@ -85,13 +107,17 @@ def interleave(targets: list[Target], users_of, settings: LoadSettings, log) -> 
     for number in range(settings.rounds):
         shift = number % len(targets)
         for target in targets[shift:] + targets[:shift]:
-            try:
-                result = measure(target, users_of(target), settings)
-            except (subprocess.CalledProcessError, RuntimeError, ValueError, psycopg2.Error) as exc:
-                log(f"round {number + 1} {target.label}: failed: {exc}")
-                result = Load(rps=float("nan"), p50_ms=float("nan"), p99_ms=float("nan"), errors=-1, requests=0)
-            target.runs.append(result)
-            log(
-                f"round {number + 1} {target.label}: {result.rps:,.0f} rps, p50 {result.p50_ms:.1f} ms,"
-                f" p99 {result.p99_ms:.1f} ms, errors {result.errors}"
-            )
+            measure_round(target, users_of(target), settings, f"round {number + 1} {target.label}", log)
+
+
+def measure_round(target: Target, users: int, settings: LoadSettings, name: str, log) -> None:
+    """Measure the target once more and log it as `name`; a failed run counts as NaN."""
+    try:
+        result = measure(target, users, settings)
+    except (subprocess.CalledProcessError, RuntimeError, ValueError, psycopg2.Error) as exc:
+        log(f"{name}: failed: {exc}")
+        result = Load(rps=float("nan"), p50_ms=float("nan"), p99_ms=float("nan"), errors=-1, requests=0)
+    target.runs.append(result)
+    log(
+        f"{name}: {result.rps:,.0f} rps, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, errors {result.errors}"
+    )

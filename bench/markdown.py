@@ -36,6 +36,7 @@ class Results:
     report: dict = field(default_factory=dict)
     webhooks: dict = field(default_factory=dict)
     imports: dict = field(default_factory=dict)
+    events: dict[str, list[Target]] = field(default_factory=dict)  # "with" and "without" the event log
     minutes: float = 0.0
 
     def find(self, label: str) -> Target | None:
@@ -178,7 +179,7 @@ def endpoints_section(results: Results) -> list[str]:
 def metrics_section(results: Results) -> list[str]:
     counted, off = results.metrics
     rounds = [
-        [number + 1, a.rps, b.rps, a.rps / b.rps if b.rps else float("nan"), a.server_cpu_us, b.server_cpu_us]
+        [number + 1, a.rps, b.rps, a.rps / b.rps if b.rps else float("nan"), a.cpu_ms * 1000, b.cpu_ms * 1000]
         for number, (a, b) in enumerate(zip(counted.runs, off.runs, strict=True))
     ]
     rate = ratio(rps(counted), rps(off))
@@ -189,8 +190,8 @@ def metrics_section(results: Results) -> list[str]:
         "The v1 GET (fast lane) as served, and with SEGMENTER_METRICS=off (no request counter or latency"
         " histogram, no query metrics), one right after the other in each round, the same server config and"
         " data; the request log line is written in both. CPU µs is the user and system CPU time of the"
-        " server's processes per request during the run; `python -m bench.metrics_cost` measures the"
-        " difference more finely, in one process.",
+        " server's processes and the database's backends per request during the run;"
+        " `python -m bench.metrics_cost` measures the difference more finely, in one process.",
         "",
         table(["round", "rps as served", "rps metrics off", "rps ratio", "CPU µs as served", "CPU µs off"], rounds),
         "",
@@ -204,7 +205,7 @@ def metrics_section(results: Results) -> list[str]:
 
 
 def cpu_us(target: Target) -> list[float]:
-    return [run.server_cpu_us for run in target.runs]
+    return [run.cpu_ms * 1000 for run in target.runs]
 
 
 def users_per_second(target: Target) -> list[float]:
@@ -355,6 +356,37 @@ def imports_section(results: Results) -> list[str]:
     ]
 
 
+def events_section(results: Results) -> list[str]:
+    rates, cpu = [], []
+    for with_events, without in zip(results.events["with"], results.events["without"], strict=True):
+        yes, no = rps(with_events), rps(without)
+        rates.append([with_events.label, ", ".join(map(fmt, yes)), median(yes), ", ".join(map(fmt, no)), median(no)])
+        rates[-1].append(ratio(yes, no))
+        yes, no = [run.cpu_ms for run in with_events.runs], [run.cpu_ms for run in without.runs]
+        if not math.isnan(median(yes)):
+            cpu.append([with_events.label, median(yes), median(no), ratio(no, yes)])
+    return [
+        "## The PATCH with the event log and without it",
+        "",
+        "The same code and data, with segments/sql/memberships_update.sql as it is and with its two event inserts"
+        " taken out (bench/webhooks.py `function_without_events`), installed before each side's runs; the sides"
+        " alternate, each round in the other order, while `manage.py worker` numbers the events as in production.",
+        "",
+        table(
+            ["endpoint", "with events: rps a round", "median", "without: rps a round", "median", "with ÷ without"],
+            rates,
+        ),
+        "",
+        "CPU a request, which other work on the machine disturbs far less than rates: the server's processes and"
+        " the database's backends (the worker's included) during the served runs; the backend alone for the call"
+        " made one at a time. `without ÷ with` is the rate with events, as a fraction of the rate without, where"
+        " CPU is the limit.",
+        "",
+        table(["what", "with events: CPU ms", "without: CPU ms", "without ÷ with"], cpu),
+        "",
+    ]
+
+
 START, END = "<!-- bench results: written by python -m bench -->", "<!-- end of bench results -->"
 
 
@@ -406,4 +438,6 @@ def render(results: Results) -> str:
         lines += webhooks_section(results)
     if results.imports:
         lines += imports_section(results)
+    if results.events:
+        lines += events_section(results)
     return "\n".join(lines)

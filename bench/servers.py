@@ -121,18 +121,6 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def cpu_seconds(self) -> float:
-        """User and system CPU time so far of the processes running now in the server's process group."""
-        ticks = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rpartition(")")[2].split()
-            except OSError:
-                continue  # a process that ended meanwhile
-            if int(fields[2]) == self.process.pid:  # its process group (fields after the name: state, ppid, pgrp, …)
-                ticks += int(fields[11]) + int(fields[12])  # utime, stime
-        return ticks / os.sysconf("SC_CLK_TCK")
-
     def __enter__(self) -> "Server":
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -151,6 +139,17 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def pids(self) -> list[int]:
+        """The server's processes (its process group: the master and its workers)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == self.process.pid:
+                    pids.append(int(stat.parent.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        return pids
 
     def stop(self) -> None:
         if self.process.poll() is None:

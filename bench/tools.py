@@ -23,7 +23,25 @@ class Load:
     requests: int
     added: int = 0
     removed: int = 0
-    server_cpu_us: float = float("nan")  # CPU time of the server's processes per request (HTTP runs only)
+    cpu_ms: float = float("nan")  # CPU ms a request of the server's processes and the database's backends
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user and system) each of these processes has used so far; gone or unreadable ones left out."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two samples by the processes in both."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
 def require_tools() -> None:

@@ -1,16 +1,37 @@
-"""Webhook delivery: events a second sent to a receiver on 127.0.0.1 that answers 204 at once.
+"""The event log's costs: webhook delivery, and what writing the events costs the PATCH.
 
-Each round a rollout of a bench segment writes its events, the sequencer numbers them, and a child process
-times `webhook_deliver_next` (what the worker's delivery job loops on) until the new webhook has them all.
+Delivery: events a second sent to a receiver on 127.0.0.1 that answers 204 at once. Each round a rollout of
+a bench segment writes its events, the sequencer numbers them, and a child process times
+`webhook_deliver_next` (what the worker's delivery job loops on) until the new webhook has them all.
+
+The PATCH: the same code and data with segments/sql/memberships_update.sql as it is and with its event
+inserts taken out, swapped in before each run (the PATCH's only event writes are there), interleaved, while
+a worker numbers the events as in production.
 """
 
 import json
+import random
+import re
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psycopg2
 
 from bench.bulk import _execute, task
+from bench.dataset import _env
+from bench.load import LoadSettings, Target, measure_round
+from bench.servers import ServerConfig, code_dir
+from bench.sql import pgbench_patch_script
+from bench.tools import Load, cpu_seconds, cpu_spent
 
 SLUG = "bench_webhook"
+PATCH_FUNCTION = Path("segments", "sql", "memberships_update.sql")  # in the code under test
+CALL_CPU = "the PATCH's call, one connection: its server process's CPU"
+EVENT_INSERT = re.compile(r"\), evented AS \(\n\s+INSERT INTO events_event .*?\n\s+\)\n", re.S)
 
 
 class Receiver:
@@ -65,3 +86,87 @@ def delivery(dsn: str, rounds: int, percent: int, log) -> dict[str, list[float]]
     finally:
         receiver.server.shutdown()
     return times
+
+
+def function_without_events() -> str:
+    """segments_memberships_update without its event inserts (the CTEs `evented`), else the same."""
+    sql = (code_dir() / PATCH_FUNCTION).read_text()
+    stripped, count = EVENT_INSERT.subn(")\n", sql)
+    if count != 2 or "events_event" in stripped.partition("AS $$")[2]:
+        raise RuntimeError(f"{PATCH_FUNCTION} does not have the two event inserts this strips")
+    return stripped
+
+
+def call_cpu(dsn: str, users: int, settings: LoadSettings) -> Load:
+    """The PATCH's call of pgbench, one at a time on one connection for `settings.seconds`: calls a second and
+    the CPU ms of its server process a call."""
+    script = pgbench_patch_script(users, settings.patch_segments, settings.actor)
+    call = script.splitlines()[-1].replace(":uid", "%(uid)s").replace(":a", "%(a)s").replace(":r", "%(r)s")
+    connection = psycopg2.connect(dsn)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+            before, started, calls = cpu_seconds([pid]), time.monotonic(), 0
+            while time.monotonic() - started < settings.seconds:
+                segment = random.randint(1, settings.patch_segments)
+                other = random.randint(1, settings.patch_segments - 1)
+                cursor.execute(call, {"uid": random.randint(1, users), "a": segment, "r": other})
+                calls += 1
+            seconds = time.monotonic() - started
+            spent = cpu_spent(before, cpu_seconds([pid]))
+    finally:
+        connection.close()
+    nan = float("nan")
+    return Load(rps=calls / seconds, p50_ms=seconds * 1000 / calls, p99_ms=nan, errors=0, requests=calls,
+                cpu_ms=spent * 1000 / calls if spent else nan)  # fmt: skip
+
+
+def patch_cost(dsn: str, config: ServerConfig, users: int, settings: LoadSettings, log) -> dict[str, list[Target]]:
+    """The served PATCH (production settings), its SQL (pgbench) and the CPU of one call, with the events and
+    without them (the keys); the sides alternate, each round in the other order."""
+    functions = {"with": (code_dir() / PATCH_FUNCTION).read_text(), "without": function_without_events()}
+    targets = {
+        side: [
+            Target(
+                f"PATCH /api/v1/users/{{id}}/segments/ ({config.name}, production)",
+                config,
+                script="patch.lua",
+                dsn=dsn,
+                settings="production",
+            ),
+            Target("pgbench -M prepared: the PATCH's call", None, script="patch.lua", dsn=dsn),
+            Target(CALL_CPU, None, script="patch.lua", dsn=dsn),
+        ]
+        for side in functions
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "worker"], cwd=code_dir(), env=_env(dsn),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_sequenced(dsn)
+        for number in range(settings.rounds):
+            sides = ("with", "without") if number % 2 == 0 else ("without", "with")
+            for side in sides:
+                _execute(dsn, functions[side])
+                for target in targets[side][:2]:
+                    measure_round(target, users, settings, f"round {number + 1} {target.label}, {side} events", log)
+                one = targets[side][2]
+                one.runs.append(call_cpu(dsn, users, settings))
+                log(f"round {number + 1} {CALL_CPU}, {side} events: {one.runs[-1].cpu_ms:.3f} ms")
+    finally:
+        _execute(dsn, functions["with"])
+        worker.terminate()
+        worker.wait(timeout=30)
+    return targets
+
+
+def _wait_sequenced(dsn: str, timeout: float = 300) -> None:
+    """Until the worker has numbered every event written before (the rollout and delivery rounds write many)."""
+    deadline = time.monotonic() + timeout
+    while _execute(dsn, "SELECT EXISTS (SELECT 1 FROM events_event WHERE position IS NULL)")[0][0]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker did not number the events within {timeout} s")
+        time.sleep(1)

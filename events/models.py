@@ -24,11 +24,18 @@ class Event(models.Model):
     actor = models.CharField(max_length=150, blank=True, db_default="")
     changes = models.JSONField(null=True)
     # Commit order: set by the sequencer once the writing transaction has committed; readers read by it.
-    position = models.BigIntegerField(null=True, unique=True)
+    position = models.BigIntegerField(null=True)
 
     class Meta:
+        # An insert (on the PATCH's path) writes two index entries: the key and `event_unsequenced`; the
+        # position's unique index gets its entry when the sequencer numbers the row (events/services/log.py).
         indexes = [
             models.Index(fields=["id"], condition=models.Q(position__isnull=True), name="event_unsequenced"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["position"], condition=models.Q(position__isnull=False), name="event_position_unique"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -291,7 +291,8 @@ PROCRASTINATE_WORKER_DEFAULTS = {
 }
 
 # Webhooks (events/services/webhooks.py): receivers on private, loopback or link-local addresses only when
-# allowed; a message failing for SEGMENTER_WEBHOOK_RETRY_HOURS disables its webhook.
+# allowed; a message failing for SEGMENTER_WEBHOOK_RETRY_HOURS disables its webhook; a receiver's whole
+# answer must come within SEGMENTER_WEBHOOK_TIMEOUT seconds.
 SEGMENTER_WEBHOOK_ALLOW_PRIVATE = env.bool("SEGMENTER_WEBHOOK_ALLOW_PRIVATE", default=False)
 SEGMENTER_WEBHOOK_RETRY_HOURS = env.float("SEGMENTER_WEBHOOK_RETRY_HOURS", default=24.0)
 # The event log keeps an event this many days at least, and until every webhook has received it
@@ -299,3 +300,4 @@ SEGMENTER_WEBHOOK_RETRY_HOURS = env.float("SEGMENTER_WEBHOOK_RETRY_HOURS", defau
 SEGMENTER_EVENT_RETENTION_DAYS = env.float("SEGMENTER_EVENT_RETENTION_DAYS", default=7.0)
 if SEGMENTER_EVENT_RETENTION_DAYS < 0:
     raise ImproperlyConfigured("SEGMENTER_EVENT_RETENTION_DAYS must be 0 or more")
+SEGMENTER_WEBHOOK_TIMEOUT = env.float("SEGMENTER_WEBHOOK_TIMEOUT", default=10.0)

@@ -458,13 +458,16 @@ def start_worker(database_url):
 
 class Receiver:
     """A webhook receiver on a free port of 127.0.0.1: records every POST (headers, body); answers 500 to
-    the first `failures` ones and, while `hold` is set, waits before answering."""
+    the first `failures` ones and, while `hold` is set, waits before answering. With `trickle` set it
+    sends its answer one byte every `trickle` seconds (`trickled` counts them)."""
 
     def __init__(self) -> None:
         self.posts: list[tuple[dict, bytes]] = []
         self.failures = 0
         self.hold = threading.Event()
         self.arrived = threading.Event()
+        self.trickle: float | None = None
+        self.trickled = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -476,8 +479,18 @@ class Receiver:
                     time.sleep(0.05)
                 failed = receiver.failures > 0
                 receiver.failures -= 1
-                self.send_response(500 if failed else 204)
-                self.end_headers()
+                if receiver.trickle is None:
+                    self.send_response(500 if failed else 204)
+                    self.end_headers()
+                    return
+                for byte in b"HTTP/1.1 204 No Content\r\nX-Slow: a-receiver-that-trickles\r\n\r\n":
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:
+                        return  # cut by the sender
+                    receiver.trickled += 1
+                    time.sleep(receiver.trickle)
 
             def log_message(self, *args):
                 pass

@@ -1,12 +1,17 @@
 """Webhook delivery by real `manage.py worker` processes to a real HTTP receiver on 127.0.0.1."""
 
+import json
+import signal
 import time
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from standardwebhooks.webhooks import Webhook as Signer
 
 from events.models import Delivery, Event, Webhook
+from events.services.delivery import DELIVERY_LOCK, webhook_deliver_next
+from events.services.log import events_sequence
 from events.services.webhooks import webhook_change, webhook_create
 from segments.services import AddItem, memberships_update, rollout_apply, segment_create
 from users.services import users_register
@@ -117,3 +122,90 @@ def test_webhook__worker_killed_mid_delivery__next_worker_sends_the_same_message
     attempts = Delivery.objects.filter(message__webhook=webhook)
     assert [(a.attempt, a.status_code) for a in attempts] == [(1, 204)]  # the killed attempt left nothing
     assert [event["id"] for event in receiver.events()] == event_ids() * 2
+
+
+def test_webhook__receiver_trickles_its_answer__cut_10s_after_the_start(receiver, settings):
+    assert settings.SEGMENTER_WEBHOOK_TIMEOUT == 10  # the default
+    webhook = webhook_create(url=receiver.url)
+    segment_create(slug="A", actor="t")
+    events_sequence()
+    receiver.trickle = 1.0  # one byte a second: each read gets a byte well within 10 s, the answer never does
+    started = time.monotonic()
+    assert webhook_deliver_next(webhook.pk) is False
+    elapsed = time.monotonic() - started
+    assert 10 <= elapsed < 12, elapsed
+    assert 9 <= receiver.trickled <= 12  # the answer has ~70 bytes
+    (attempt,) = Delivery.objects.filter(message__webhook=webhook)
+    assert (attempt.status_code, attempt.error) == (None, "TimeoutError: no whole answer within 10 s")
+    assert 10_000 <= attempt.duration_ms < 12_000
+
+
+def delivery_lock_holders(webhook_id: int) -> list[tuple[int, str]]:
+    """(pid, state) of the sessions holding the webhook's delivery lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.pid, a.state FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+            " WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s AND l.objsubid = 2 AND l.granted",
+            [DELIVERY_LOCK, webhook_id],
+        )
+        return cursor.fetchall()
+
+
+def test_webhook__worker_host_lost_mid_delivery__server_ends_its_transaction_and_next_worker_delivers(
+    receiver, start_worker
+):
+    webhook = webhook_create(url=receiver.url)
+    segment_create(slug="A", actor="t")
+    receiver.hold.set()
+    env = {**PRIVATE, "SEGMENTER_WEBHOOK_TIMEOUT": "2"}  # the server ends a silent delivery after 3 × 2 s
+    lost = start_worker(**env)
+    assert receiver.arrived.wait(20)
+    # Stopped, it sends nothing and closes nothing, as a host that fell off the network.
+    lost.process.send_signal(signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    assert [state for _, state in delivery_lock_holders(webhook.pk)] == ["idle in transaction"]
+    assert wait_for(lambda: not delivery_lock_holders(webhook.pk), 15)
+    assert 2 < time.monotonic() - stopped_at < 15  # 6 s after its last statement, not at once
+    receiver.hold.clear()
+    start_worker(**env)
+    # Its job is retried once the lost worker has missed heartbeats for 10 s (checked every 5 s).
+    assert wait_for(lambda: len(receiver.posts) >= 2, 40)
+    assert wait_for(lambda: Delivery.objects.filter(message__webhook=webhook).exists(), 5)
+    (first_headers, first_body), (headers, body) = receiver.posts[:2]
+    assert (headers["webhook-id"], body) == (first_headers["webhook-id"], first_body)
+    attempts = Delivery.objects.filter(message__webhook=webhook)
+    assert [(a.attempt, a.status_code) for a in attempts] == [(1, 204)]  # the lost attempt left nothing
+
+
+def test_webhook__rollout_of_10_percent_of_1000000_users__every_event_arrives_in_messages_of_1000_at_most(
+    receiver, start_worker
+):
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO users_user (id) SELECT generate_series(1, 1000000)")
+    webhook_create(url=receiver.url)
+    segment_create(slug="A", actor="t")
+    added = rollout_apply(slug="A", percent=Decimal(10), actor="t").added
+    assert 95_000 < added < 105_000
+    expected = set(event_ids())  # segment.created, segment.updated and one membership.added per user added
+    assert len(expected) == added + 2
+    start_worker(**PRIVATE)
+    received: list[dict] = []
+    parsed = 0
+
+    def all_arrived() -> bool:
+        nonlocal parsed
+        while parsed < len(receiver.posts):
+            received.extend(json.loads(receiver.posts[parsed][1])["events"])
+            parsed += 1
+        return len(received) >= len(expected)
+
+    assert wait_for(all_arrived, 60), f"{len(received)} of {len(expected)} events arrived"
+    time.sleep(1)
+    all_arrived()
+    assert len(received) == len(expected)  # and nothing more came
+    sizes = [len(json.loads(body)["events"]) for _, body in receiver.posts]
+    assert max(sizes) == 1000
+    assert len(sizes) == -(-len(expected) // 1000)
+    ids = [event["id"] for event in received]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == expected

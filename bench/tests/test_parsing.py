@@ -1,5 +1,6 @@
 """The harness's own arithmetic and parsing (the benchmark itself never runs in the test suite)."""
 
+import difflib
 import math
 
 import pytest
@@ -7,10 +8,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from bench.load import Target
-from bench.markdown import END, START, Results, metrics_section, splice, webhooks_section
+from bench.markdown import END, START, Results, events_section, metrics_section, splice, webhooks_section
 from bench.sql import HOT_SQL, pgbench_script
 from bench.stats import median, ratio, table
 from bench.tools import Load, parse_pgbench, parse_wrk
+from bench.webhooks import PATCH_FUNCTION, function_without_events
 from segments.selectors import user_segment_slugs
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:18731
@@ -113,7 +115,7 @@ def test_webhooks_section__events_per_second__per_round_then_median():
 
 def test_metrics_section__per_round_ratios_and_their_median():
     def target(*runs: tuple[float, float]) -> Target:
-        loads = [Load(rps=rate, p50_ms=1, p99_ms=2, errors=0, requests=1, server_cpu_us=cpu) for rate, cpu in runs]
+        loads = [Load(rps=rate, p50_ms=1, p99_ms=2, errors=0, requests=1, cpu_ms=cpu / 1000) for rate, cpu in runs]
         return Target("t", None, runs=loads)
 
     counted, off = target((990, 210), (500, 220), (1200, 205)), target((1000, 200), (400, 200), (1250, 200))
@@ -122,3 +124,33 @@ def test_metrics_section__per_round_ratios_and_their_median():
     assert "| 2 | 500 | 400 | 1.25 | 220 | 200 |" in text
     assert "rate as served ÷ metrics off 0.990 (counting costs 1.0% of the rate)" in text
     assert "as served ÷ metrics off 1.050 (210 against 200 µs, so at most 4.8% of the rate" in text
+
+
+def test_function_without_events__only_the_two_event_inserts_taken_out():
+    diff = list(difflib.ndiff(PATCH_FUNCTION.read_text().splitlines(), function_without_events().splitlines()))
+    assert not [line for line in diff if line.startswith("+ ")]
+    removed = [line[2:].strip() for line in diff if line.startswith("- ")]
+    assert len(removed) == 7  # the two `evented` CTEs, of three and four lines
+    assert [line for line in removed if line.startswith(("INSERT", "), evented"))] == [
+        "), evented AS (", "INSERT INTO events_event (type, user_id, segment, at, source, actor)"
+    ] * 2  # fmt: skip
+    assert function_without_events().count("INSERT INTO segments_historyevent") == 2
+
+
+def test_events_section__with_over_without__per_round_then_median():
+    def target(rates: list[float], cpu: list[float]) -> Target:
+        runs = [
+            Load(rps=r, p50_ms=1, p99_ms=2, errors=0, requests=1, cpu_ms=c) for r, c in zip(rates, cpu, strict=True)
+        ]
+        return Target("PATCH", None, runs=runs)
+
+    nan = float("nan")
+    events = {
+        "with": [target([900.0, 1000.0, 800.0], [2.0, 2.5, 2.0]), target([5000.0] * 3, [nan] * 3)],
+        "without": [target([1000.0, 1000.0, 1000.0], [1.8, 2.0, 2.0]), target([4000.0] * 3, [nan] * 3)],
+    }
+    text = "\n".join(events_section(Results(args=None, sizes=None, command="", events=events)))
+    assert "| PATCH | 900, 1,000, 800 | 900 | 1,000, 1,000, 1,000 | 1,000 | 0.90 |" in text
+    assert "| PATCH | 5,000, 5,000, 5,000 | 5,000 | 4,000, 4,000, 4,000 | 4,000 | 1.25 |" in text
+    assert "| PATCH | 2.00 | 2.00 | 0.90 |" in text  # CPU: the median of 1.8/2.0, 2.0/2.5, 2.0/2.0
+    assert text.count("| PATCH |") == 3  # no CPU row where none was measured

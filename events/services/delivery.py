@@ -1,16 +1,20 @@
 """Sending the event log to webhooks: per webhook one message at a time, in position order.
 
 `webhook_deliver_next` holds a transaction-level advisory lock on the webhook while it builds or
-picks its oldest undelivered message, POSTs it (10 s timeout) and records the attempt. A second
-worker skips a webhook another one is sending to; a worker killed mid-send rolls everything back
-(no attempt, no position passed) and the next run sends the same message, with the same
-`webhook-id` (`msg_<webhook>_<first position>`) and body, again: within about 17 s, once the dead
-worker's job is retried (segmenter/tasks.py `retry_stalled_jobs`). Receivers de-duplicate by event id.
+picks its oldest undelivered message, POSTs it (the whole answer within SEGMENTER_WEBHOOK_TIMEOUT,
+10 s) and records the attempt. A second worker skips a webhook another one is sending to; a worker
+killed mid-send rolls everything back (no attempt, no position passed) and the next run sends the
+same message, with the same `webhook-id` (`msg_<webhook>_<first position>`) and body, again: within
+about 17 s, once the dead worker's job is retried (segmenter/tasks.py `retry_stalled_jobs`). A worker
+whose host is lost mid-send closes nothing: the server ends its session once it has been idle in
+that transaction for IDLE_FACTOR × the timeout (30 s), which frees the lock for the next worker.
+Receivers de-duplicate by event id.
 """
 
 import http.client
 import json
 import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -26,7 +30,7 @@ from events.services.addresses import AddressRefused, address_resolve, url_parts
 from events.services.filters import wanted_sql
 
 BATCH = 1000  # events per message at most
-TIMEOUT = 10.0  # seconds for a receiver to answer
+IDLE_FACTOR = 3  # the delivery transaction's idle_in_transaction_session_timeout, in timeouts
 MAX_DELAY = 3600.0  # seconds between retries at most
 DELIVERY_LOCK = 71_469  # advisory lock class (the key is the webhook id): one sender per webhook
 EVENT_COLUMNS = ("id", "type", "user_id", "segment", "at", "source", "actor", "changes")
@@ -88,19 +92,60 @@ def message_build(webhook: Webhook) -> Message | None:
     return Message.objects.create(webhook=webhook, msg_id=f"msg_{webhook.pk}_{first}", body=body)
 
 
+class Deadline:
+    """Cuts the connection it watches once `seconds` have passed since it was made, whatever it is doing
+    then (connecting, sending, reading a trickle): a socket's timeout bounds each operation, this all of them."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self.passed = False
+        self._socket: socket.socket | None = None  # a duplicate: shutting it down shuts the connection
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def connect(self, address: tuple[str, int], source) -> socket.socket:
+        """A connection to `address` within the time left, watched from now on."""
+        sock = socket.create_connection(address, max(self.at - time.monotonic(), 0.001), source)
+        with self._lock:
+            if self.passed:
+                sock.close()
+                raise TimeoutError("connected too late")
+            self._socket = sock.dup()
+        return sock
+
+    def _cut(self) -> None:
+        with self._lock:
+            self.passed = True
+            if self._socket is not None:
+                try:
+                    self._socket.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # closed by the other side already
+
+    def close(self) -> None:
+        with self._lock:
+            self._timer.cancel()
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+
+
 def message_send(webhook: Webhook, message: Message) -> tuple[int | None, str]:
     """POST the message, signed; (status code or None, error). The connection goes to the address that
-    was checked, whatever the name resolves to a moment later."""
+    was checked, whatever the name resolves to a moment later; the whole answer must come within
+    SEGMENTER_WEBHOOK_TIMEOUT seconds of connecting."""
     try:
         scheme, host, port = url_parts(webhook.url)
         address = address_resolve(host, port)
     except AddressRefused as exc:
         return None, str(exc)
+    timeout = settings.SEGMENTER_WEBHOOK_TIMEOUT
+    deadline = Deadline(timeout)
     connection_class = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-    client = connection_class(host, port, timeout=TIMEOUT)
-    client._create_connection = lambda _address, timeout, source: socket.create_connection(
-        (address, port), timeout, source
-    )
+    client = connection_class(host, port, timeout=timeout)
+    client._create_connection = lambda _address, _timeout, source: deadline.connect((address, port), source)
     sent_at = datetime.now(UTC)
     headers = {
         "Content-Type": "application/json",
@@ -117,16 +162,26 @@ def message_send(webhook: Webhook, message: Message) -> tuple[int | None, str]:
         response.read(65536)
         return response.status, "" if 200 <= response.status < 300 else f"HTTP {response.status}"
     except (OSError, http.client.HTTPException) as exc:
+        if deadline.passed:
+            return None, f"TimeoutError: no whole answer within {timeout:g} s"
         return None, f"{type(exc).__name__}: {exc}"[:500]
     finally:
+        deadline.close()
         client.close()
 
 
 def webhook_deliver_next(webhook_id: int) -> bool:
-    """Send the webhook's next due message once; True when it was delivered (more may follow)."""
+    """Send the webhook's next due message once; True when it was delivered (more may follow).
+
+    The transaction, and the webhook's lock with it, ends on the server if this process goes silent in it
+    (a lost host) for IDLE_FACTOR timeouts; SET LOCAL, so it is safe behind a transaction pooler."""
+    idle_ms = round(IDLE_FACTOR * settings.SEGMENTER_WEBHOOK_TIMEOUT * 1000)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [DELIVERY_LOCK, webhook_id])
-        if not cursor.fetchone()[0]:
+        cursor.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, true), pg_try_advisory_xact_lock(%s, %s)",
+            [str(idle_ms), DELIVERY_LOCK, webhook_id],
+        )
+        if not cursor.fetchone()[1]:
             return False
         webhook = Webhook.objects.filter(pk=webhook_id, enabled=True).first()
         if webhook is None:
