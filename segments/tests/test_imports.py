@@ -319,13 +319,13 @@ def test_import_lines__long_line_without_end__cut_and_refused(segment):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_import_run__chunk_cancelled_by_the_database__stays_running_and_resumes(database_url):
+def test_import_run__chunk_cancelled_by_the_database__stays_running_and_resumes():
     User.objects.bulk_create([User(id=i) for i in range(1, 11)])
     segment = Segment.objects.create(slug="IMPORTED")
     created = create("1\n2\n3\n")
     with (
-        psycopg.connect(database_url(), autocommit=False) as holder,
-        psycopg.connect(database_url(), autocommit=True) as watcher,
+        psycopg.connect(**connection.get_connection_params(), autocommit=False) as holder,
+        psycopg.connect(**connection.get_connection_params(), autocommit=True) as watcher,
     ):
         holder.execute("SELECT 1 FROM segments_segment WHERE id = %s FOR UPDATE", [segment.pk])
 
