@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import bulk, checks, dataset, markdown, webhooks
+from bench import bulk, checks, dataset, imports, markdown, webhooks
 from bench.load import BATCH_USERS, LoadSettings, Target, interleave
 from bench.servers import ROOT, UVICORN, ServerConfig, granian_ensure, snapshot
 from bench.stats import median
@@ -25,6 +25,8 @@ GUNICORN_CONFIGS = [
     DEFAULT,
 ]
 PRODUCTION = "production HTTPS settings"
+# The parts measured on the main dataset (`--db`); the imports build a database of their own.
+MAIN_DATASET_PARTS = {"servers", "endpoints", "metrics", "batch", "latency", "bulk", "report", "webhooks"}
 GRANIAN = ServerConfig("granian 2×4", "granian", workers=2, threads=4)
 
 
@@ -42,13 +44,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up load before each run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bulk-rounds", type=int, default=2)
+    parser.add_argument("--import-rounds", type=int, default=3, help="rounds of the import of every user")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432", help="server URL, no database")
     parser.add_argument("--db", default="segmenter_bench", help="database to (re)create; more get suffixes")
     parser.add_argument("--reuse", action="store_true", help="keep a database that already has these sizes")
     parser.add_argument("--port", type=int, default=18731)
     parser.add_argument(
-        "--skip", default="", help="comma list of: servers, endpoints, batch, latency, bulk, report, webhooks, events"
+        "--skip",
+        default="",
+        help="comma list of: servers, endpoints, metrics, batch, latency, bulk, report, webhooks, events, imports",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
     args = parser.parse_args(argv)
@@ -75,13 +80,14 @@ def main(argv: list[str] | None = None) -> None:
 def run(args: argparse.Namespace) -> None:
     started = time.monotonic()
     sizes = dataset.Sizes(args.users, args.segments, args.per_user, args.history, args.report_events)
-    dsn = dataset.build(server=args.postgres, db=args.db, sizes=sizes, reuse=args.reuse, log=log)
-    name, token = dataset.token(dsn, "bench")
-    settings = LoadSettings(args.seconds, args.warmup, args.rounds, args.port, token, actor=name)
     results = markdown.Results(args=args, sizes=sizes, command=shlex.join(["python", "-m", "bench", *sys.argv[1:]]))
-    results.queries = bulk.task(dsn, "queries", "1", token)
-    log(f"queries per warm GET: {results.queries}")
-    users_of = {dsn: args.users}
+    if MAIN_DATASET_PARTS - args.skip:
+        dsn = dataset.build(server=args.postgres, db=args.db, sizes=sizes, reuse=args.reuse, log=log)
+        name, token = dataset.token(dsn, "bench")
+        settings = LoadSettings(args.seconds, args.warmup, args.rounds, args.port, token, actor=name)
+        results.queries = bulk.task(dsn, "queries", "1", token)
+        log(f"queries per warm GET: {results.queries}")
+        users_of = {dsn: args.users}
 
     if "servers" not in args.skip:
         configs = GUNICORN_CONFIGS + ([GRANIAN] if granian_ensure() else [])
@@ -131,6 +137,16 @@ def run(args: argparse.Namespace) -> None:
         results.history = checks.history_check(dsn, name, slugs)
         log(f"history check: {results.history}")
 
+    if "metrics" not in args.skip:
+        label = f"GET /api/v1/users/{{id}}/segments/ ({DEFAULT.name}"
+        results.metrics = [
+            Target(f"{label})", DEFAULT, dsn=dsn),
+            Target(f"{label}, metrics off)", DEFAULT, dsn=dsn, settings="metrics off"),
+        ]
+        for target in results.metrics:
+            target.connections = args.connections
+        interleave(results.metrics, lambda t: users_of[t.dsn], settings, log)
+
     if "batch" not in args.skip:
         results.batch = [
             Target("GET /api/v1/users/{id}/segments/, 1 user a request", DEFAULT, dsn=dsn),
@@ -155,6 +171,8 @@ def run(args: argparse.Namespace) -> None:
             log("reports/management/commands/report.py is missing: the CSV report is not measured")
     if "webhooks" not in args.skip:
         results.webhooks = webhooks.delivery(dsn, args.bulk_rounds, 10, log)
+    if "imports" not in args.skip:
+        results.imports = imports.imports(args.postgres, args.db, sizes, args.import_rounds, log)
     if "events" not in args.skip:
         results.events = webhooks.patch_cost(dsn, DEFAULT, args.users, settings, log)
     results.minutes = (time.monotonic() - started) / 60

@@ -3,11 +3,15 @@
 Prints one JSON object. Tasks: `queries USER_ID TOKEN` (queries per hot-path GET once warm),
 `rollout SLUG PERCENT` (segments.services.rollout_apply), `expire` (segments.services.memberships_expire),
 `report YYYY-MM` (a month's CSV report file, reports.services.report_copy, as POST /api/v1/reports/ writes it),
-`deliver URL SLUG PERCENT` (a rollout's events to a new webhook at URL, events.services.delivery, bench/webhooks.py).
+`deliver URL SLUG PERCENT` (a rollout's events to a new webhook at URL, events.services.delivery, bench/webhooks.py),
+`import SLUG FILE` (import_create of FILE, then the worker's task on it, bench/imports.py; with the process's peak RSS
+and where the time went), `import_sql SEGMENT_ID TABLE` (the reference statement of bench/imports.py, as SQL text).
 """
 
+import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -48,6 +52,10 @@ def main(task: str, *args: str) -> dict:
         return {"seconds": time.perf_counter() - started, "rows": rows}
     if task == "deliver":
         return deliver(*args)
+    if task == "import":
+        return import_file(*args)
+    if task == "import_sql":
+        return {"sql": import_sql(int(args[0]), args[1])}
     raise SystemExit(f"unknown task {task}")
 
 
@@ -72,6 +80,101 @@ def deliver(url: str, slug: str, percent: str) -> dict:
     seconds = time.perf_counter() - started
     Webhook.objects.filter(pk=webhook.pk).delete()
     return {"seconds": seconds, "events": events, "messages": messages}
+
+
+# The statements of an import by what they do, for where its time goes (the first pattern that matches).
+IMPORT_STATEMENTS = {
+    "stage: DISTINCT ON into the staging table": r"CREATE UNLOGGED TABLE",
+    "stage: index and ANALYZE": r"CREATE INDEX|ANALYZE",
+    "chunks: INSERT … ON CONFLICT with history and events": r"WITH changed AS \(\s*INSERT",
+    "chunks: expiry sweep of the segment": r"WITH changed AS \(\s*DELETE",
+    "chunks: UPDATE of listed members": r"UPDATE segments_membership",
+    "chunks: count of known users": r"SELECT count\(\*\), count\(u\.id\)",
+}
+
+
+def import_file(slug: str, path: str) -> dict:
+    """import_create of the file (as a request stores it), then the worker's task on it, timed; the statements'
+    seconds by IMPORT_STATEMENTS (the others by phase: checking and staging the file, or applying its chunks),
+    and the process's peak RSS before and after, in MiB."""
+    from django.conf import settings
+    from django.db import connection
+
+    from segments.services import import_create
+    from segments.tasks import run_import
+
+    rss_before = peak_rss()
+    others = ["stage: other statements", "chunks: other statements (locks, progress)"]
+    seconds = dict.fromkeys([*IMPORT_STATEMENTS, *others], 0.0)
+    chunks_from = []  # when the first chunk locked its segment: the file was checked and staged before
+
+    def timed(execute, sql, params, many, context):
+        started = time.perf_counter()
+        if not chunks_from and "FOR NO KEY UPDATE" in sql:
+            chunks_from.append(started)
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            other = "chunks: other statements (locks, progress)" if chunks_from else "stage: other statements"
+            kind = next((k for k, p in IMPORT_STATEMENTS.items() if re.search(p, sql)), other)
+            seconds[kind] += time.perf_counter() - started
+
+    started = time.perf_counter()
+    with open(path, "rb") as body:
+        created, _ = import_create(slug=slug, body=body, format="csv", mode="add", actor="bench")
+    stored = time.perf_counter()
+    with connection.execute_wrapper(timed):
+        run_import(created.pk)
+    ended = time.perf_counter()
+    created.refresh_from_db()
+    return {
+        "seconds": ended - started,
+        "create_seconds": stored - started,
+        "run_seconds": ended - stored,
+        "stage_seconds": (chunks_from[0] if chunks_from else ended) - stored,
+        "chunk_lines": settings.SEGMENTER_IMPORT_CHUNK_LINES,
+        "statements": seconds,
+        "status": created.status,
+        "added": created.added,
+        "rss_before": rss_before,
+        "rss": peak_rss(),
+    }
+
+
+def peak_rss() -> float:
+    """This process's peak RSS in MiB (VmHWM: getrusage's ru_maxrss would start from the parent's at exec)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
+
+class _Captured(Exception):
+    pass
+
+
+def import_sql(segment_id: int, table: str) -> str:
+    """The import's INSERT … SELECT … ON CONFLICT of every id in `table` into the segment, wrapped by
+    changes_record (history and events in the same statement), as the SQL text it sends (not run)."""
+    from django.db import connection
+
+    from core.db import CLOCK
+    from segments.services.history import changed_at, changes_record
+
+    change = (
+        "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
+        f" SELECT i.user_id, %s, 'manual', {CLOCK}, NULL FROM {table} i JOIN users_user u ON u.id = i.user_id"
+        " ORDER BY i.user_id FOR KEY SHARE OF u ON CONFLICT (user_id, segment_id) DO NOTHING"
+        f" RETURNING user_id, segment_id, {changed_at()}"
+    )
+    sent = []
+
+    def capture(execute, sql, params, many, context):
+        sent.append(connection.ops.compose_sql(sql, params))
+        raise _Captured
+
+    connection.ensure_connection()
+    with connection.execute_wrapper(capture), contextlib.suppress(_Captured):
+        changes_record(change, [segment_id], operation="added", source="import", actor="bench-sql")
+    return sent[0]
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from importlib import metadata
 
 import psycopg2
 
+from bench.dataset import admin_dsn
 from bench.load import Target
 from bench.servers import ServerConfig
 from bench.stats import fmt, median, ratio, table
@@ -27,12 +28,14 @@ class Results:
     servers: list[Target] = field(default_factory=list)
     endpoints: list[Target] = field(default_factory=list)
     history: dict = field(default_factory=dict)
+    metrics: list[Target] = field(default_factory=list)
     batch: list[Target] = field(default_factory=list)
     latency: list[Target] = field(default_factory=list)
     rollout: dict = field(default_factory=dict)
     expiry: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)
     webhooks: dict = field(default_factory=dict)
+    imports: dict = field(default_factory=dict)
     events: dict[str, list[Target]] = field(default_factory=dict)  # "with" and "without" the event log
     minutes: float = 0.0
 
@@ -173,6 +176,38 @@ def endpoints_section(results: Results) -> list[str]:
     ]
 
 
+def metrics_section(results: Results) -> list[str]:
+    counted, off = results.metrics
+    rounds = [
+        [number + 1, a.rps, b.rps, a.rps / b.rps if b.rps else float("nan"), a.cpu_ms * 1000, b.cpu_ms * 1000]
+        for number, (a, b) in enumerate(zip(counted.runs, off.runs, strict=True))
+    ]
+    rate = ratio(rps(counted), rps(off))
+    cpu = ratio(cpu_us(counted), cpu_us(off))
+    return [
+        "## What counting requests costs the fast lane",
+        "",
+        "The v1 GET (fast lane) as served, and with SEGMENTER_METRICS=off (no request counter or latency"
+        " histogram, no query metrics), one right after the other in each round, the same server config and"
+        " data; the request log line is written in both. CPU µs is the user and system CPU time of the"
+        " server's processes and the database's backends per request during the run;"
+        " `python -m bench.metrics_cost` measures the difference more finely, in one process.",
+        "",
+        table(["round", "rps as served", "rps metrics off", "rps ratio", "CPU µs as served", "CPU µs off"], rounds),
+        "",
+        f"Medians of per-round ratios: rate as served ÷ metrics off {fmt(rate, 3)} (counting costs"
+        f" {fmt(100 * (1 - rate), 1)}% of the rate); server CPU per request as served ÷ metrics off {fmt(cpu, 3)}"
+        f" ({fmt(median(cpu_us(counted)), 0)} against {fmt(median(cpu_us(off)), 0)} µs, so at most"
+        f" {fmt(100 * (1 - 1 / cpu), 1)}% of the rate of a server bound by its CPU). Medians"
+        f" {fmt(median(rps(counted)))} and {fmt(median(rps(off)))} rps.",
+        "",
+    ]
+
+
+def cpu_us(target: Target) -> list[float]:
+    return [run.cpu_ms * 1000 for run in target.runs]
+
+
 def users_per_second(target: Target) -> list[float]:
     return [run.rps * target.users_per_request for run in target.runs]
 
@@ -255,6 +290,72 @@ def webhooks_section(results: Results) -> list[str]:
     ]
 
 
+def imports_section(results: Results) -> list[str]:
+    data = results.imports
+    service, sql, rows = data["service"], data["sql"], int(median(data["rows"]))
+    runs = data["results"]
+    per_round = " / ".join(fmt(a / b) for a, b in zip(service, sql, strict=True))
+
+    def step(seconds: list[float]) -> list:
+        return [median(seconds), median([part / run["seconds"] for part, run in zip(seconds, runs, strict=True)])]
+
+    def statement(kind: str) -> list[float]:
+        return [run["statements"][kind] for run in runs]
+
+    stage = [run["stage_seconds"] for run in runs]
+    chunks = [run["run_seconds"] - run["stage_seconds"] for run in runs]
+
+    def parts(phase: str) -> list[list]:
+        kinds = [kind for kind in runs[0]["statements"] if kind.startswith(phase)]
+        return [["· " + kind.removeprefix(phase), *step(statement(kind))] for kind in kinds]
+
+    def rest(phase: str, seconds: list[float]) -> list[float]:
+        return [
+            total - sum(value for kind, value in run["statements"].items() if kind.startswith(phase))
+            for total, run in zip(seconds, runs, strict=True)
+        ]
+
+    steps = [
+        ["storing the file (`import_create`)", *step([run["create_seconds"] for run in runs])],
+        ["checking and staging the file", *step(stage)],
+        ["· parsing every line in Python, COPY, commit", *step(rest("stage: ", stage))],
+        *parts("stage: "),
+        [f"applying the chunks of {runs[0]['chunk_lines']:,} lines", *step(chunks)],
+        *parts("chunks: "),
+        ["· commits (the foreign keys' deferred checks) and Python", *step(rest("chunks: ", chunks))],
+    ]
+    small = data["small"]
+    return [
+        "## An import of every user against COPY and one INSERT … SELECT (psql), interleaved",
+        "",
+        f"A file of every user id once ({rows:,} lines, shuffled) imported into an empty segment of a copy of a"
+        f" {results.sizes.users:,}-user database (bench/imports.py; a fresh copy for each side of each round): the"
+        " service's `import_create` then the worker's task in a child process, against psql's `\\copy` of the"
+        " same file into a table and the one `INSERT … SELECT … ON CONFLICT` with its history and events that"
+        " `changes_record` builds. Both wrote one membership, one history row and one event per line.",
+        "",
+        table(
+            ["way", "seconds", "÷ psql", "rows"],
+            [
+                ["import (`import_create`, then the worker's task)", median(service), ratio(service, sql), rows],
+                ["psql: `\\copy`, then the INSERT with history and events", median(sql), 1.0, rows],
+            ],
+        ),
+        "",
+        f"Import ÷ psql by round: {per_round}.",
+        "",
+        "Where the import's time went (the worker's statements timed by a wrapper; medians over the rounds):",
+        "",
+        table(["step", "seconds", "share of the import"], steps),
+        "",
+        f"The worker's peak RSS: {fmt(median([run['rss'] for run in runs]), 0)} MiB importing {rows:,} lines,"
+        f" {fmt(median([run['rss'] for run in small]), 0)} MiB importing {int(median([r['added'] for r in small])):,}"
+        f" (ratio {fmt(ratio([r['rss'] for r in runs], [r['rss'] for r in small]))}); the same process held"
+        f" {fmt(median([run['rss_before'] for run in runs]), 0)} MiB once Django was loaded, before the import.",
+        "",
+    ]
+
+
 def events_section(results: Results) -> list[str]:
     rates, cpu = [], []
     for with_events, without in zip(results.events["with"], results.events["without"], strict=True):
@@ -307,21 +408,26 @@ def render(results: Results) -> str:
         f" runs) in {results.minutes:.0f} min."
         f" Command: `{results.command}`.",
         "",
-        f"Machine: {machine(results.args.postgres.rstrip('/') + '/' + args.db)}. The load generator, the servers and"
+        f"Machine: {machine(admin_dsn(args.postgres, 'postgres'))}. The load generator, the servers and"
         " PostgreSQL share the machine, which other jobs also used: every figure is the median of"
         f" {args.rounds} interleaved rounds of {args.seconds} s at {args.connections} connections"
-        " (bulk work: "
-        f"{args.bulk_rounds} rounds), and every ratio is the median of per-round ratios.",
-        "",
-        f"Dataset: {sizes.users:,} users, {sizes.segments:,} segments, {sizes.per_user} memberships per user,"
-        f" {sizes.history:,} history events ({sizes.report_events:,} in the reported month). Queries per warm"
-        f" GET (token check included): {results.queries.get('queries')}.",
+        f" (bulk work: {args.bulk_rounds} rounds; imports: {args.import_rounds}), and every ratio is the median of"
+        " per-round ratios.",
         "",
     ]
+    if results.queries:
+        lines += [
+            f"Dataset: {sizes.users:,} users, {sizes.segments:,} segments, {sizes.per_user} memberships per user,"
+            f" {sizes.history:,} history events ({sizes.report_events:,} in the reported month). Queries per warm"
+            f" GET (token check included): {results.queries.get('queries')}.",
+            "",
+        ]
     if results.servers:
         lines += servers_section(results)
     if results.endpoints:
         lines += endpoints_section(results)
+    if results.metrics:
+        lines += metrics_section(results)
     if results.batch:
         lines += batch_section(results)
     if results.latency:
@@ -330,6 +436,8 @@ def render(results: Results) -> str:
         lines += bulk_section(results)
     if results.webhooks:
         lines += webhooks_section(results)
+    if results.imports:
+        lines += imports_section(results)
     if results.events:
         lines += events_section(results)
     return "\n".join(lines)

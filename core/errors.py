@@ -77,6 +77,25 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+class MalformedJson(ServiceError):
+    status, code, title = 400, "malformed_json", "Malformed JSON"
+
+
+class BodyTooLarge(ServiceError):
+    """A body over a limit found while reading it (PayloadTooLarge is the one refused unread)."""
+
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class IdempotencyKeyReused(ServiceError):
+    status, code, title = 422, "idempotency_key_reused", "Idempotency key reused"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            "This Idempotency-Key was used with another request; use a new key for a new request.", key=key
+        )
+
+
 class ServiceUnavailable(ServiceError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
 

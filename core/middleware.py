@@ -1,4 +1,6 @@
+import re
 import time
+from functools import cache
 
 from django.conf import settings
 
@@ -9,8 +11,9 @@ from core.errors import problem_json_response
 def api_body_refusal(path: str, content_length: str | None, transfer_encoding: str | None):
     """The 413 or 411 problem response for an API request whose body is refused unread, else None.
 
-    API bodies over 1 MiB are refused, and chunked ones, which carry no Content-Length. The
-    ASGI entry (segmenter/asgi.py) asks the same question to leave such bodies unread too.
+    API bodies over 1 MiB are refused (over settings.API_LARGE_BODY_PATHS' limit on those paths),
+    and chunked ones, which carry no Content-Length. The ASGI entry (segmenter/asgi.py) asks the
+    same question to leave such bodies unread too.
     """
     if not path.startswith("/api/"):
         return None
@@ -18,9 +21,10 @@ def api_body_refusal(path: str, content_length: str | None, transfer_encoding: s
         length = int(content_length or 0)
     except ValueError:
         length = 0
-    if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+    limit = body_limit(path)
+    if length > limit:
         return problem_json_response(
-            413, "payload_too_large", "Payload too large", "Request body is larger than 1 MiB."
+            413, "payload_too_large", "Payload too large", f"Request body is larger than {limit // 1048576} MiB."
         )
     if "chunked" in (transfer_encoding or "").lower():
         # Django reads no body without a Content-Length: refuse it rather than act on an empty one.
@@ -28,6 +32,18 @@ def api_body_refusal(path: str, content_length: str | None, transfer_encoding: s
             411, "length_required", "Length required", "Send the body with a Content-Length header."
         )
     return None
+
+
+def body_limit(path: str) -> int:
+    """The largest request body the API takes on `path`, in bytes."""
+    return next(
+        (limit for pattern, limit in _large_body_paths() if pattern.match(path)), settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    )
+
+
+@cache
+def _large_body_paths() -> list[tuple[re.Pattern, int]]:
+    return [(re.compile(pattern), limit) for pattern, limit in getattr(settings, "API_LARGE_BODY_PATHS", {}).items()]
 
 
 class RequestTelemetryMiddleware:

@@ -27,8 +27,11 @@ PROBLEM_STATUSES = {
     403: "Read-only token on a write (permission_denied)",
     404: "Unknown user, segment or path",
     409: "The segment exists (segment_exists)",
-    413: "Body over 1 MiB (payload_too_large), or a report over its row cap (report_too_large)",
+    411: "A chunked body, without Content-Length (length_required)",
+    413: "Body over 1 MiB, or an import over 200 MiB or 10,000,000 lines (payload_too_large), or a report over its"
+    " row cap (report_too_large)",
     415: "Body is not JSON (unsupported_media_type)",
+    422: "An Idempotency-Key used before with another request (idempotency_key_reused)",
     429: "Too many requests with this token (throttled); Retry-After says when to retry",
 }
 

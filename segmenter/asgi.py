@@ -16,6 +16,7 @@ from tempfile import SpooledTemporaryFile
 from a2wsgi import WSGIMiddleware
 from django.conf import settings
 
+from core import telemetry
 from core.middleware import api_body_refusal
 from segmenter.wsgi import application as wsgi_application
 
@@ -24,6 +25,9 @@ _bridge = WSGIMiddleware(wsgi_application, workers=int(os.environ.get("GUNICORN_
 
 
 async def application(scope, receive, send) -> None:
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
     if scope["type"] != "http":
         await _bridge(scope, receive, send)
         return
@@ -35,6 +39,15 @@ async def application(scope, receive, send) -> None:
         await _bridge(scope, _replay(body), send)
     finally:
         body.close()
+
+
+async def _lifespan(receive, send) -> None:
+    """At shutdown, once the last requests are answered, the process's last counts go to the metrics
+    files: uvicorn then ends the process with the signal it was stopped by, so no exit hook runs."""
+    while (await receive())["type"] == "lifespan.startup":
+        await send({"type": "lifespan.startup.complete"})
+    telemetry.tally.flush()
+    await send({"type": "lifespan.shutdown.complete"})
 
 
 def _django_reads_body(scope) -> bool:

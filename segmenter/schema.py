@@ -17,6 +17,8 @@ class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
 # The tag of an operation (SPECTACULAR_SETTINGS["TAGS"]): the first pattern its path matches, else
 # drf-spectacular's default, which the schema test refuses, so that a new resource gets its tag here.
 TAG_OF_PATH = [
+    (re.compile(r"/api/v1/segments/\{slug\}/imports/"), "imports"),
+    (re.compile(r"/api/v1/imports/"), "imports"),
     (re.compile(r"/api/v1/segments/"), "segments"),
     (re.compile(r"/api/v1/users/\{user_id\}/history/"), "history and reports"),
     (re.compile(r"/api/v1/users/"), "users"),

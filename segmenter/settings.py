@@ -102,9 +102,9 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
-if SEGMENTER_METRICS:  # django-prometheus's backend counts queries and connections (django_db_* metrics)
+if SEGMENTER_METRICS:  # queries and connections counted (django-prometheus's django_db_* metrics), queries in a tally
     DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
-        "django.db.backends.", "django_prometheus.db.backends."
+        "django.db.backends.postgresql", "core.backends.postgresql"
     )
 # A streaming replica for reads that tolerate SEGMENTER_REPLICA_MAX_LAG seconds (segmenter/replica.py).
 if env.str("DATABASE_REPLICA_URL", default=""):
@@ -141,9 +141,13 @@ STORAGES = {
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "media/"
 
-# Request bodies over 1 MiB are refused with 413 (core.middleware).
+# Request bodies over 1 MiB are refused with 413 (core.middleware), but for the paths below.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+SEGMENTER_IMPORT_MAX_MIB = env.int("SEGMENTER_IMPORT_MAX_MIB", default=200)
+API_LARGE_BODY_PATHS = {r"^/api/v1/segments/[^/]+/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024}
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# Imports (segments/services/imports.py): the worker applies this many lines per transaction, moving `done`.
+SEGMENTER_IMPORT_CHUNK_LINES = max(1, env.int("SEGMENTER_IMPORT_CHUNK_LINES", default=50_000))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.TokenAuthentication"],
@@ -192,6 +196,7 @@ SCHEMA_TAGS = [
     {"name": "segments", "description": "Segments: create, change and delete them, list members, roll out by percent."},
     {"name": "users", "description": "Users and their segments: register, read (the hot path), add and remove."},
     {"name": "history and reports", "description": "When a user entered or left a segment: events and CSV reports."},
+    {"name": "imports", "description": "Big segments: files of up to 10 million user ids, applied by the worker."},
     {"name": "webhooks", "description": "Receivers of membership and segment events, signed (Standard Webhooks)."},
     {"name": "health", "description": "Is the service up and its database reachable (no token needed)."},
     {
@@ -290,4 +295,9 @@ PROCRASTINATE_WORKER_DEFAULTS = {
 # answer must come within SEGMENTER_WEBHOOK_TIMEOUT seconds.
 SEGMENTER_WEBHOOK_ALLOW_PRIVATE = env.bool("SEGMENTER_WEBHOOK_ALLOW_PRIVATE", default=False)
 SEGMENTER_WEBHOOK_RETRY_HOURS = env.float("SEGMENTER_WEBHOOK_RETRY_HOURS", default=24.0)
+# The event log keeps an event this many days at least, and until every webhook has received it
+# (events/services/received.py); the worker deletes the rest every 10 minutes.
+SEGMENTER_EVENT_RETENTION_DAYS = env.float("SEGMENTER_EVENT_RETENTION_DAYS", default=7.0)
+if SEGMENTER_EVENT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("SEGMENTER_EVENT_RETENTION_DAYS must be 0 or more")
 SEGMENTER_WEBHOOK_TIMEOUT = env.float("SEGMENTER_WEBHOOK_TIMEOUT", default=10.0)

@@ -8,6 +8,7 @@ from procrastinate import exceptions, jobs
 from procrastinate.contrib.django import app
 
 from core.jobs import EXPIRY_SWEEP, job_round
+from events.services.received import events_purge
 from reports.services import reports_purge
 from segments.services import history_partitions_ensure, memberships_expire
 
@@ -18,6 +19,7 @@ JOBS = {
     EXPIRY_SWEEP: memberships_expire,  # TTLs that passed: removed, with `ttl` history and events
     "purge_reports": reports_purge,  # report files older than SEGMENTER_REPORT_TTL_HOURS
     "history_partitions": history_partitions_ensure,  # history's monthly partitions, created ahead
+    "purge_events": events_purge,  # events past SEGMENTER_EVENT_RETENTION_DAYS that every webhook has received
 }
 
 
@@ -37,6 +39,12 @@ def purge_reports(timestamp: int) -> int:
 @app.task(name="history_partitions", queueing_lock="history_partitions", lock="history_partitions")
 def history_partitions(timestamp: int) -> int:
     return job_round("history_partitions", JOBS["history_partitions"])
+
+
+@app.periodic(cron="*/10 * * * *", periodic_id="purge_events")  # every 10 minutes
+@app.task(name="purge_events", queueing_lock="purge_events", lock="purge_events")
+def purge_events(timestamp: int) -> int:
+    return job_round("purge_events", JOBS["purge_events"])
 
 
 @app.periodic(cron="* * * * * */5", periodic_id="retry_stalled_jobs")  # every 5 s

@@ -10,13 +10,14 @@ from events.views import WebhookViewSet
 from reports import views as reports_views
 from segmenter import seed_api
 from segmenter.metrics import MetricsView
-from segments.views import SegmentViewSet
+from segments.views import ImportViewSet, SegmentViewSet
 from users.views import UsersSegmentsView, UserViewSet
 
 router = SimpleRouter()
 router.register("segments", SegmentViewSet, basename="segment")
 router.register("users", UserViewSet, basename="user")
 router.register("webhooks", WebhookViewSet, basename="webhook")
+router.register("imports", ImportViewSet, basename="import")
 
 # Swagger UI sets style attributes from its script, so its page alone allows inline styles (its
 # script is a file: SpectacularSwaggerSplitView; inline scripts stay refused everywhere).

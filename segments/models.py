@@ -112,3 +112,66 @@ class HistoryEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.operation} {self.segment_slug} at {self.at}"
+
+
+class Import(models.Model):
+    """A file of user ids to add to, remove from, or make the manual members of a segment.
+
+    Received by the API, the admin or `import_members` into storage (`file_name`), then checked
+    whole and applied in chunks by the worker (services/imports.py), which keeps the counts here.
+    """
+
+    class Mode(models.TextChoices):
+        ADD = "add"
+        REMOVE = "remove"
+        REPLACE = "replace"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    # No foreign key: a segment deleted during its import fails the import, which stays to be read.
+    segment_id = models.BigIntegerField()
+    segment_slug = models.CharField(max_length=100)
+    mode = models.CharField(max_length=7, choices=Mode.choices, default=Mode.ADD)
+    ttl_seconds = models.PositiveBigIntegerField(null=True, blank=True)  # up to MAX_TTL_SECONDS, over 2**31
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.QUEUED)
+    actor = models.CharField(max_length=150)
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    body_sha256 = models.CharField(max_length=64)
+    file_name = models.CharField(max_length=255, blank=True, default="")
+    total = models.BigIntegerField(null=True, blank=True)  # user id lines in the file, once checked
+    done = models.BigIntegerField(default=0)
+    added = models.BigIntegerField(default=0)
+    removed = models.BigIntegerField(default=0)
+    already_member = models.BigIntegerField(default=0)
+    unknown_users = models.BigIntegerField(default=0)
+    invalid_lines = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True, default="")  # why it failed; "" otherwise
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    checked_at = models.DateTimeField(null=True, blank=True)  # the clock expiries were checked against
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["actor", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="import_idempotency_key_unique",
+            ),
+            models.CheckConstraint(condition=models.Q(mode__in=["add", "remove", "replace"]), name="import_mode_valid"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["queued", "running", "succeeded", "failed"]), name="import_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["status"], name="import_unfinished", condition=models.Q(status__in=["queued", "running"])
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} of {self.segment_slug} ({self.mode}, {self.status})"

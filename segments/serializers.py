@@ -107,3 +107,35 @@ class MembershipsChangeSerializer(serializers.Serializer):
     updated = serializers.ListField(child=serializers.CharField())
     removed = serializers.ListField(child=serializers.CharField())
     segments = serializers.ListField(child=serializers.CharField())
+
+
+class ImportRequestSerializer(StrictSerializer):
+    """The query of an import: how to apply the file."""
+
+    mode = serializers.ChoiceField(choices=["add", "remove", "replace"], required=False, default="add")
+    ttl_seconds = serializers.IntegerField(min_value=1, max_value=MAX_TTL_SECONDS, required=False, default=None)
+
+
+class InvalidLineSerializer(serializers.Serializer):
+    line = serializers.IntegerField(help_text="Line number in the file; for JSON, the item's number in user_ids")
+    error = serializers.CharField()
+
+
+class ImportSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    segment = serializers.CharField(source="segment_slug")
+    mode = serializers.ChoiceField(choices=["add", "remove", "replace"])
+    status = serializers.ChoiceField(choices=["queued", "running", "succeeded", "failed"])
+    total = serializers.IntegerField(allow_null=True, help_text="User id lines in the file; null until checked")
+    done = serializers.IntegerField(help_text="User id lines applied so far")
+    added = serializers.IntegerField()
+    removed = serializers.IntegerField()
+    already_member = serializers.IntegerField()
+    unknown_users = serializers.IntegerField()
+    invalid_lines = InvalidLineSerializer(many=True, help_text="The first 20 invalid lines")
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.SerializerMethodField()
+
+    def get_error(self, current) -> str | None:
+        return current.error or None

@@ -1,15 +1,20 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import status, viewsets
+import io
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 
 from core.auth import actor_of
 from core.fields import parse_slug
 from core.pagination import SlugPagination, UserIdPagination
 from core.serializers import problems, validated
 from segments import selectors, services
-from segments.models import Membership
+from segments.models import Import, Membership
 from segments.serializers import (
+    ImportRequestSerializer,
+    ImportSerializer,
     MemberSerializer,
     RolloutRequestSerializer,
     RolloutResultSerializer,
@@ -19,6 +24,8 @@ from segments.serializers import (
 )
 
 SLUG_PARAM = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="Segment slug (case-sensitive)")
+IMPORT_FORMATS = {"text/csv": "csv", "application/json": "json"}
+IDEMPOTENCY_KEY_MAX = 255
 
 
 @extend_schema_view(
@@ -118,3 +125,76 @@ class SegmentViewSet(viewsets.GenericViewSet):
             slug=slug, percent=data["percent"], dry_run=data["dry_run"], actor=actor_of(request)
         )
         return Response(RolloutResultSerializer(result).data)
+
+    @extend_schema(
+        summary="Import members from a file (CSV or JSON, up to 200 MiB), applied by the worker",
+        parameters=[
+            SLUG_PARAM,
+            OpenApiParameter("mode", str, enum=["add", "remove", "replace"], description="Default add"),
+            OpenApiParameter("ttl_seconds", int, description="Added users leave after this many seconds"),
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Repeated with the same request, returns the same import (200)",
+            ),
+        ],
+        request={
+            "text/csv": {"type": "string", "description": "user_id[,expires_at] a line; optional header line"},
+            "application/json": {
+                "type": "object",
+                "properties": {"user_ids": {"type": "array", "items": {"type": "integer"}}},
+                "required": ["user_ids"],
+            },
+        },
+        responses={
+            202: OpenApiResponse(ImportSerializer, description="Queued; Location is the import's URL"),
+            200: OpenApiResponse(ImportSerializer, description="The import of an earlier request with this key"),
+            **problems(400, 401, 403, 404, 411, 413, 415, 422),
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="imports")
+    def imports(self, request, slug=None):
+        slug = self._slug()
+        media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
+        if media_type not in IMPORT_FORMATS:
+            raise exceptions.UnsupportedMediaType(media_type, "Send text/csv or application/json.")
+        query = validated(ImportRequestSerializer, request.query_params.dict())
+        key = request.headers.get("Idempotency-Key", "")
+        if len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable() or not key.isascii():
+            message = f"At most {IDEMPOTENCY_KEY_MAX} printable ASCII characters."
+            raise exceptions.ValidationError({"Idempotency-Key": [message]})
+        started, created = services.import_create(
+            slug=slug,
+            body=request.stream or io.BytesIO(),
+            format=IMPORT_FORMATS[media_type],
+            mode=query["mode"],
+            ttl_seconds=query["ttl_seconds"],
+            actor=actor_of(request),
+            idempotency_key=key,
+        )
+        location = request.build_absolute_uri(reverse("import-detail", args=[started.pk]))
+        return Response(
+            ImportSerializer(started).data,
+            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+            headers={"Location": location},
+        )
+
+
+@extend_schema_view(
+    retrieve=extend_schema(
+        summary="An import's status and counts",
+        responses={200: ImportSerializer, **problems(401, 404)},
+    )
+)
+class ImportViewSet(viewsets.GenericViewSet):
+    lookup_field = "id"
+    lookup_value_regex = "[0-9]{1,18}"  # anything else is no route: 404
+    serializer_class = ImportSerializer
+    queryset = Import.objects.all()
+
+    def retrieve(self, request, id=None):
+        found = Import.objects.filter(pk=int(id)).first()
+        if found is None:
+            raise exceptions.NotFound("No such import.")
+        return Response(ImportSerializer(found).data)

@@ -427,7 +427,7 @@ class Worker:
 
 
 @pytest.fixture
-def start_worker(tmp_path, database_url):
+def start_worker(database_url):
     """Start `manage.py worker` processes on the test database, on an empty task queue (procrastinate's
     tables are not Django's to flush: a job a killed worker left `doing` would hold its lock until
     the stalled-job retry, 10 to 15 s later); each is SIGKILLed at the end if still running."""
@@ -439,7 +439,13 @@ def start_worker(tmp_path, database_url):
 
     def start(**env: str) -> Worker:
         worker = Worker(
-            {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SECRET_KEY": "x", "MEDIA_ROOT": str(tmp_path), **env}
+            {
+                **os.environ,
+                "DATABASE_URL": database_url(),
+                "DJANGO_SECRET_KEY": "x",
+                "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # the test's own: files it stores are the worker's
+                **env,
+            }
         )
         started.append(worker)
         return worker

@@ -2,9 +2,11 @@
 
 Static files: the live_server fixture wraps the app in Django's StaticFilesHandler, which serves
 the admin's CSS from the staticfiles finders; the test checks that the stylesheet really applies.
-Screenshots go to test-output/admin-browser/. Every page runs under the app's
-Content-Security-Policy: the `page` fixture records each violation the browser reports (the
-`securitypolicyviolation` event and "Refused to ..." console messages) and the tests assert none.
+An import's progress page reloads itself: the test runs the import (as the worker would) while the
+page waits, queued, and sees it finish on a reload. Screenshots go to test-output/admin-browser/.
+Every page runs under the app's Content-Security-Policy: the `page` fixture records each violation
+the browser reports (the `securitypolicyviolation` event and "Refused to ..." console messages) and
+the tests assert none.
 """
 
 import os
@@ -14,8 +16,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from segments.models import HistoryEvent, Membership, Segment
-from segments.services import is_covered
+from segments.models import HistoryEvent, Import, Membership, Segment
+from segments.services import import_run, is_covered
 from users.models import User
 
 pytestmark = pytest.mark.browser
@@ -93,8 +95,14 @@ def test_admin_in_browser__rollout_import_history_and_chart__all_shown(page, liv
     page.set_input_files("#id_file", {"name": "members.csv", "mimeType": "text/csv", "buffer": csv.encode()})
     page.check("input[name=mode][value=add]")
     page.click("input[value=Import]")
-    assert page.inner_text("#count-changed") == "3"
+    # The upload lands on the import's progress page; no worker runs here, so it waits, queued.
+    assert "Queued: waiting for the worker" in page.inner_text("#import-status")
+    page.screenshot(path=SHOTS / "2-import-queued.png", full_page=True)
+    import_run(Import.objects.get().pk)  # as the worker would; the page sees it on its next reload
+    page.wait_for_selector("#import-status:has-text('Import applied')", timeout=15_000)
+    assert page.inner_text("#count-added") == "3"
     assert page.inner_text("#count-unknown") == "1"
+    assert page.locator("meta[http-equiv=refresh]").count() == 0
     page.screenshot(path=SHOTS / "2-import-result.png", full_page=True)
 
     page.goto(f"{live_server.url}/admin/segments/segment/{segment.pk}/change/")

@@ -19,7 +19,7 @@ from drf_spectacular.generators import SchemaGenerator
 from core.models import ApiToken
 from events.models import Message, Webhook
 from segmenter.wsgi import application
-from segments.models import HistoryEvent, Membership, Segment
+from segments.models import HistoryEvent, Import, Membership, Segment
 from segments.services import AddItem, memberships_update, segment_create
 from users.models import User
 from users.services import user_register
@@ -35,6 +35,7 @@ SAMPLES = {
     "name": REPORT_NAME,
     "object_id": "1",
     "id": "1",
+    "import_id": "1",
     "content_type_id": "1",
     "app_label": "segments",
     "url": "somewhere/",
@@ -44,6 +45,7 @@ BODIES = {
     "/api/v1/segments/": {"slug": "NEW_SEG"},
     "/api/v1/segments/{slug}/": {"description": "changed"},
     "/api/v1/segments/{slug}/rollout/": {"percent": 50},
+    "/api/v1/segments/{slug}/imports/": {"user_ids": [1001]},
     "/api/v1/users/": {"user_ids": [5000]},
     "/api/v1/users/segments/": {"user_ids": [1000, 5000]},
     "/api/v1/users/{user_id}/segments/": {"add": ["SEG_B"], "remove": ["SEG_A"]},
@@ -117,6 +119,7 @@ def _fingerprint() -> str:
         HistoryEvent.objects.order_by("pk").values_list(),
         Webhook.objects.order_by("pk").values_list(),
         Message.objects.order_by("pk").values_list("pk", "msg_id"),
+        Import.objects.order_by("pk").values_list("pk", "status", "body_sha256"),
         ApiToken.objects.order_by("pk").values_list("pk", "name", "key_hash", "read_only"),
         get_user_model().objects.order_by("pk").values_list("pk", "username", "password", "is_staff"),
     ]

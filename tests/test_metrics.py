@@ -1,18 +1,27 @@
 """GET /metrics: its token, its format, the domain gauges, and counts added up from several gunicorn workers."""
 
+import io
 import json
 import os
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
 from django.core.management import call_command
+from django.db import connection
+from django.db.models import F
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.auth import token_create
-from segments.services import AddItem, memberships_update, segment_create, segment_delete
+from events.models import Event
+from events.services.delivery import webhook_deliver_next
+from events.services.log import events_sequence
+from events.services.received import BACKLOG_SQL
+from events.services.webhooks import webhook_create
+from segments.services import AddItem, import_create, import_run, memberships_update, segment_create, segment_delete
 from users.services import user_register
 
 pytestmark = pytest.mark.django_db
@@ -92,6 +101,61 @@ def test_domain_gauges__after_changes__follow_them(api, settings):
     assert 0 <= found["segmenter_expiry_sweep_age_seconds"] < 60
 
 
+@pytest.mark.django_db(transaction=True)
+def test_webhook_gauges__events_waiting_then_delivered__backlog_and_oldest_age_by_webhook(api, settings, receiver):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    settings.SEGMENTER_WEBHOOK_ALLOW_PRIVATE = True
+    webhook = webhook_create(url=receiver.url)
+    labels = (("webhook", str(webhook.pk)),)
+
+    def gauges() -> tuple[float, float]:
+        found = samples(api.get("/metrics").content.decode())
+        return (
+            found[("segmenter_webhook_backlog_events", labels)],
+            found[("segmenter_webhook_oldest_undelivered_age_seconds", labels)],
+        )
+
+    def deliver() -> None:
+        while webhook_deliver_next(webhook.pk):
+            pass
+
+    assert gauges() == (0, 0)
+    for slug in ("A", "B", "C"):
+        segment_create(slug=slug, actor="t")
+    Event.objects.update(at=F("at") - timedelta(seconds=100))
+    backlog, seconds = gauges()
+    assert backlog == 0  # not numbered yet, but waited for
+    assert 100 <= seconds < 160
+    events_sequence()
+    backlog, seconds = gauges()
+    assert backlog == 3
+    assert 100 <= seconds < 160
+    deliver()
+    assert gauges() == (0, 0)
+
+    segment_create(slug="D", actor="t")
+    segment_create(slug="E", actor="t")
+    events_sequence()
+    receiver.failures = 1
+    deliver()  # its message of D and E fails: passed, not received
+    backlog, seconds = gauges()
+    assert backlog == 2
+    assert 0 <= seconds < 60
+    time.sleep(1.1)  # the retry is due after 1 s
+    deliver()
+    assert gauges() == (0, 0)
+
+
+@pytest.mark.django_db
+def test_webhook_gauges__explained__read_the_event_log_by_its_indexes():
+    segment_create(slug="A", actor="t")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + BACKLOG_SQL)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Seq Scan on events_event" not in plan, plan
+
+
 def requests_counted(text: str, route: str) -> float:
     return sum(
         value
@@ -122,19 +186,25 @@ def test_metrics__live_gunicorn_workers__counts_of_every_worker_added_up(databas
                     assert response.headers["X-Request-ID"] == f"r{number}"
 
         hit(20)
+        time.sleep(1.5)  # each worker writes its counts to its files within a second
         served = {int(path.stem.split("_")[1]) for path in metrics_dir.glob("counter_*.db")}
         assert served <= set(server.worker_pids())
         killed = next(iter(served))
-        os.kill(killed, signal.SIGTERM)  # gunicorn starts another worker
+        hit(5)
+        os.kill(killed, signal.SIGTERM)  # it writes its last counts as it exits; gunicorn starts another worker
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and (killed in server.worker_pids() or len(server.worker_pids()) < 2):
             time.sleep(0.1)
         time.sleep(1)  # the new worker has loaded the app
         hit(20)
-        page = requests.get(server.base_url + "/metrics", headers=headers)
-        assert page.status_code == 200
-        assert requests_counted(page.text, "user-segments") == 40
-        assert requests_counted(page.text, "segment-list") == 40
+
+        def counted() -> dict:
+            page = requests.get(server.base_url + "/metrics", headers=headers)
+            assert page.status_code == 200
+            return {route: requests_counted(page.text, route) for route in ("user-segments", "segment-list")}
+
+        expected = {"user-segments": 45, "segment-list": 45}
+        assert wait_for(counted, expected, timeout=5) == expected
         assert len(list(metrics_dir.glob("counter_*.db"))) >= 2
         lines = [json.loads(line) for line in server.log_lines() if line.startswith("{")]
     requests_lines = [line for line in lines if line.get("logger") == "segmenter.requests"]
@@ -143,3 +213,32 @@ def test_metrics__live_gunicorn_workers__counts_of_every_worker_added_up(databas
         ("GET", 200, "/api/v1/users/7/segments/")
     ] * 2
     assert not Path(metrics_dir).exists() or not list(metrics_dir.glob("*.db"))  # removed at exit
+
+
+def test_import_gauges__queued_then_run__queue_and_oldest_age(api, settings):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    segment_create(slug="A", actor="t")
+    created = [import_create(slug="A", body=io.BytesIO(b"1\n"), format="csv", mode="add", actor="t")[0] for _ in "ab"]
+
+    def gauges() -> dict:
+        found = samples(api.get("/metrics").content.decode())
+        return {name: value for (name, _), value in found.items() if "import" in name}
+
+    queued = gauges()
+    assert (queued["segmenter_imports_queued"], queued["segmenter_imports_running"]) == (2, 0)
+    assert queued["segmenter_import_oldest_unfinished_age_seconds"] >= 0
+    for one in created:
+        import_run(one.pk)
+    assert gauges() == {
+        "segmenter_imports_queued": 0,
+        "segmenter_imports_running": 0,
+        "segmenter_import_oldest_unfinished_age_seconds": 0,
+    }
+
+
+def test_import_gauges__explained__read_the_partial_index_of_unfinished_imports():
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN SELECT count(*) FROM segments_import WHERE status = 'queued'")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "import_unfinished" in plan, plan

@@ -34,6 +34,7 @@ def test_schema__tags__v1_resources_first_older_api_last(schema):
     assert tags["/api/v1/users/{user_id}/segments/", "patch"] == "users"
     assert tags["/api/v1/users/{user_id}/history/", "get"] == "history and reports"
     assert tags["/api/v1/reports/history.csv", "get"] == "history and reports"
+    assert tags["/api/v1/segments/{slug}/imports/", "post"] == tags["/api/v1/imports/{id}/", "get"] == "imports"
     assert {tag for (path, _), tag in tags.items() if not path.startswith(("/api/v1/", "/api/health/"))} == {
         "older API"
     }

@@ -9,10 +9,11 @@ import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.test import RequestFactory
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
+from core import telemetry
 from core.models import JobRun
 from segmenter import hot_path
 from segments.services import AddItem, memberships_update, segment_create
@@ -72,6 +73,7 @@ def get(app, path: str, token: str | None, method: str = "GET", **extra) -> tupl
 
 
 def count(route: str, method: str, status: str) -> float:
+    telemetry.tally.flush()
     labels = {"route": route, "method": method, "status": status}
     return REGISTRY.get_sample_value("segmenter_http_requests_total", labels) or 0.0
 
@@ -158,3 +160,47 @@ def test_expire_memberships__round__one_json_line_and_sweep_time_recorded(log_li
     assert (rounds[0]["job"], rounds[0]["status"], rounds[0]["count"]) == ("expire_memberships", "ok", 0)
     assert GENERATED.fullmatch(rounds[0]["request_id"])
     assert JobRun.objects.filter(name="expire_memberships").exists()
+
+
+def test_tally__flushed__the_same_metrics_as_counting_each_at_once():
+    def metrics(registry: CollectorRegistry) -> tuple[Counter, Histogram]:
+        return (
+            Counter("t_total", "t", ["a"], registry=registry),
+            Histogram("t_seconds", "t", ["a"], buckets=(0.01, 0.1, 1.0), registry=registry),
+        )
+
+    direct, tallied = CollectorRegistry(), CollectorRegistry()
+    (counter, histogram), (tally_counter, tally_histogram) = metrics(direct), metrics(tallied)
+    tally = telemetry.Tally()
+    for label, value in [("x", 0.0), ("x", 0.01), ("x", 0.05), ("y", 0.5), ("x", 7.0), ("y", 0.1), ("x", 0.01)]:
+        counter.labels(label).inc(2)
+        histogram.labels(label).observe(value)
+        tally.count(tally_counter, (label,), 2)
+        tally.observe(tally_histogram, (label,), value)
+    assert REGISTRY is not tallied and tallied.get_sample_value("t_total", {"a": "x"}) is None  # not yet written
+    tally.flush()
+
+    def lines(registry: CollectorRegistry) -> list[str]:
+        return [line for line in generate_latest(registry).decode().splitlines() if "_created" not in line]
+
+    assert lines(tallied) == lines(direct)
+    assert tallied.get_sample_value("t_seconds_bucket", {"a": "x", "le": "0.01"}) == 3
+
+
+def test_query_metrics__statements_and_errors__counted_by_alias_and_vendor():
+    labels = {"alias": "default", "vendor": "postgresql"}
+
+    def sample(name: str, **extra: str) -> float:
+        telemetry.tally.flush()
+        return REGISTRY.get_sample_value(name, {**labels, **extra}) or 0.0
+
+    failed = sample("django_db_errors_total", type="UndefinedTable")
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM no_such_table")
+    assert sample("django_db_errors_total", type="UndefinedTable") == failed + 1
+    before = (sample("django_db_execute_total"), sample("django_db_query_duration_seconds_count"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.executemany("SELECT %s", [(1,), (2,), (3,)])
+    after = (sample("django_db_execute_total"), sample("django_db_query_duration_seconds_count"))
+    assert (after[0] - before[0], after[1] - before[1]) == (4, 2)  # executemany: 3 statements, 1 call timed

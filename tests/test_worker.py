@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
+from events.services.webhooks import webhook_create
 from segments.models import HistoryEvent, Membership, Segment
+from segments.services import AddItem, memberships_update, segment_create
 from users.models import User
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,9 +42,9 @@ def test_worker__membership_expires__ttl_history_within_2s_of_expiry(start_worke
     assert worker.stop() == 0
 
 
-def test_worker__report_files__older_than_the_ttl_deleted(start_worker, tmp_path):
-    reports = tmp_path / "reports"
-    reports.mkdir()
+def test_worker__report_files__older_than_the_ttl_deleted(start_worker, settings):
+    reports = settings.MEDIA_ROOT / "reports"
+    reports.mkdir(parents=True)
     old, recent = reports / f"{'o' * 32}.csv", reports / f"{'r' * 32}.csv"
     for path, age_hours in ((old, 3), (recent, 1)):
         path.write_text("1;S;added;2023-08-01T00:00:00Z\n")
@@ -56,6 +58,35 @@ def test_worker__report_files__older_than_the_ttl_deleted(start_worker, tmp_path
     assert not old.exists()
     assert recent.exists()
     assert worker.stop() == 0
+
+
+def test_worker__through_pgbouncer_in_transaction_mode__sweeps_numbers_and_delivers(
+    start_worker, pgbouncer, pooled_env, receiver, settings
+):
+    """Every connection of the worker (Django's and the task queue's) goes through a transaction-mode
+    pooler with two server connections. The task queue's LISTEN does not pass such a pooler, so the
+    worker finds its jobs by polling (every 0.5 s): every job still runs."""
+    settings.SEGMENTER_WEBHOOK_ALLOW_PRIVATE = True
+    db = settings.DATABASES["default"]
+    bouncer = pgbouncer(db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432), pool_size=2)
+    try:
+        webhook_create(url=receiver.url)
+        User.objects.create(id=1)
+        segment_create(slug="S", actor="t")
+        memberships_update(user_id=1, add=[AddItem(slug="S", ttl_seconds=2)], remove=[], source="api", actor="t")
+        worker = start_worker(
+            DATABASE_URL=bouncer.url(db["NAME"]), SEGMENTER_WEBHOOK_ALLOW_PRIVATE="true", **pooled_env
+        )
+        assert wait_for(lambda: len(receiver.events()) >= 3, 30), worker.lines[-20:]
+        assert [(event["type"], event.get("source")) for event in receiver.events()] == [
+            ("segment.created", None), ("membership.added", "api"), ("membership.removed", "ttl")
+        ]  # fmt: skip
+        assert wait_for(lambda: worker.jobs("purge_events") and worker.jobs("history_partitions"), 30)
+        assert worker.stop() == 0
+    finally:
+        bouncer.stop()
+    assert [line for line in worker.lines if line.get("level") in ("ERROR", "CRITICAL")] == []
+    assert {line["status"] for line in worker.lines if "job" in line} == {"ok"}
 
 
 def test_worker__two_workers__each_tick_runs_once(start_worker):

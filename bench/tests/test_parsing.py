@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from bench.load import Target
-from bench.markdown import END, START, Results, events_section, splice, webhooks_section
+from bench.markdown import END, START, Results, events_section, metrics_section, splice, webhooks_section
 from bench.sql import HOT_SQL, pgbench_script
 from bench.stats import median, ratio, table
 from bench.tools import Load, parse_pgbench, parse_wrk
@@ -111,6 +111,19 @@ def test_webhooks_section__events_per_second__per_round_then_median():
     data = {"received": [10_000, 20_000], "seconds": [1.0, 4.0], "messages": [10, 20], "events": [10_000, 20_000]}
     lines = webhooks_section(Results(args=None, sizes=None, command="", webhooks=data))
     assert "| 15,000 | 15 | 2.50 | 7,500 |" in "\n".join(lines)
+
+
+def test_metrics_section__per_round_ratios_and_their_median():
+    def target(*runs: tuple[float, float]) -> Target:
+        loads = [Load(rps=rate, p50_ms=1, p99_ms=2, errors=0, requests=1, cpu_ms=cpu / 1000) for rate, cpu in runs]
+        return Target("t", None, runs=loads)
+
+    counted, off = target((990, 210), (500, 220), (1200, 205)), target((1000, 200), (400, 200), (1250, 200))
+    text = "\n".join(metrics_section(Results(args=None, sizes=None, command="", metrics=[counted, off])))
+    assert "| 1 | 990 | 1,000 | 0.99 | 210 | 200 |" in text
+    assert "| 2 | 500 | 400 | 1.25 | 220 | 200 |" in text
+    assert "rate as served ÷ metrics off 0.990 (counting costs 1.0% of the rate)" in text
+    assert "as served ÷ metrics off 1.050 (210 against 200 µs, so at most 4.8% of the rate" in text
 
 
 def test_function_without_events__only_the_two_event_inserts_taken_out():

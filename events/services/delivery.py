@@ -27,6 +27,7 @@ from standardwebhooks.webhooks import Webhook as Signer
 
 from events.models import Delivery, Message, Webhook
 from events.services.addresses import AddressRefused, address_resolve, url_parts
+from events.services.filters import wanted_sql
 
 BATCH = 1000  # events per message at most
 IDLE_FACTOR = 3  # the delivery transaction's idle_in_transaction_session_timeout, in timeouts
@@ -65,12 +66,16 @@ def message_build(webhook: Webhook) -> Message | None:
             SELECT top.last, e.position, {columns} FROM top LEFT JOIN LATERAL (
                 SELECT * FROM events_event e
                 WHERE e.position > %(after)s AND e.position <= top.last
-                  AND (cardinality(%(types)s::text[]) = 0 OR e.type = ANY(%(types)s::text[]))
-                  AND (cardinality(%(slugs)s::text[]) = 0 OR e.segment = ANY(%(slugs)s::text[]))
+                  AND {wanted_sql("e", "%(types)s::jsonb", "%(slugs)s::jsonb")}
                 ORDER BY e.position LIMIT %(batch)s
             ) e ON true
             """,
-            {"after": webhook.last_position, "types": webhook.event_types, "slugs": webhook.segments, "batch": BATCH},
+            {
+                "after": webhook.last_position,
+                "types": json.dumps(webhook.event_types),
+                "slugs": json.dumps(webhook.segments),
+                "batch": BATCH,
+            },
         )
         rows = cursor.fetchall()
     last = rows[0][0]

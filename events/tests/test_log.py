@@ -1,5 +1,6 @@
 """The event log: one event per history row from every writer, segment events, commit-order positions."""
 
+import io
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -14,8 +15,9 @@ from events.services.log import events_sequence
 from segments.models import HistoryEvent, Membership, Segment
 from segments.services import (
     AddItem,
+    import_create,
+    import_run,
     memberships_expire,
-    memberships_import,
     memberships_update,
     rollout_apply,
     segment_create,
@@ -40,7 +42,8 @@ def test_every_writer__one_event_per_history_row__same_fields_and_instant(users,
     memberships_update(user_id=2, add=[], remove=["S1"], source="api", actor="a")
     Membership.objects.filter(user_id=1).update(expires_at=timezone.now() - timedelta(seconds=1))
     memberships_expire()
-    assert memberships_import(slug="S1", lines=["1", "3"], mode="add", actor="imp").changed == 2
+    queued, _ = import_create(slug="S1", body=io.BytesIO(b"1\n3\n"), format="csv", mode="add", actor="imp")
+    assert import_run(queued.pk).added == 2
     rollout_apply(slug="S1", percent=Decimal(50), actor="r")
     users_register(user_ids=list(range(10, 30)), actor="reg")
     user_delete(user_id=3, actor="del")

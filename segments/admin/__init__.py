@@ -62,6 +62,11 @@ class SegmentAdmin(admin.ModelAdmin):
                 "<path:object_id>/import/", self.admin_site.admin_view(self.import_view), name="segments_segment_import"
             ),
             path(
+                "<path:object_id>/imports/<int:import_id>/",
+                self.admin_site.admin_view(self.import_progress_view),
+                name="segments_segment_import_progress",
+            ),
+            path(
                 "<path:object_id>/export/", self.admin_site.admin_view(self.export_view), name="segments_segment_export"
             ),
         ]
@@ -78,6 +83,12 @@ class SegmentAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, segment):
             raise PermissionDenied
         return admin_views.import_view(self, request, segment)
+
+    def import_progress_view(self, request, object_id, import_id):
+        segment = self._segment_or_404(request, object_id)
+        if not self.has_view_permission(request, segment):
+            raise PermissionDenied
+        return admin_views.import_progress_view(self, request, segment, import_id)
 
     def export_view(self, request, object_id):
         segment = self._segment_or_404(request, object_id)

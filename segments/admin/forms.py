@@ -7,6 +7,7 @@ from django.utils import timezone
 from core.fields import SLUG_RE
 from segments.models import Membership, Segment
 from segments.services.imports import MODES
+from segments.services.memberships import MAX_TTL_SECONDS
 
 
 class SegmentForm(forms.ModelForm):
@@ -45,11 +46,20 @@ class MembershipForm(forms.ModelForm):
 
 class ImportForm(forms.Form):
     file = forms.FileField(
-        help_text="CSV, one user id per line, optionally followed by ,expires_at (RFC 3339, e.g. 2030-01-01T00:00:00Z)."
+        help_text="CSV, one user id per line, optionally followed by ,expires_at (RFC 3339, "
+        "e.g. 2030-01-01T00:00:00Z); an optional first line user_id[,expires_at]."
     )
     mode = forms.ChoiceField(
         choices=[(mode, mode) for mode in MODES],
         initial="add",
         widget=forms.RadioSelect,
-        help_text="Add or remove the listed users.",
+        help_text="Add the listed users, remove them, or make them the segment's only manual members "
+        "(replace; rollout members stay).",
+    )
+    ttl_seconds = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_TTL_SECONDS,
+        label="TTL (seconds)",
+        help_text="Optional: added users leave after this many seconds, unless their line gives an expires_at.",
     )

@@ -7,12 +7,13 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 
+from core.errors import ServiceError
 from segments.admin.forms import ImportForm
-from segments.models import Membership, Segment
-from segments.services import rollout_apply, segment_create
-from segments.services.imports import memberships_import
+from segments.models import Import, Membership, Segment
+from segments.services import import_create, rollout_apply, segment_create
 
 EXPORT_BATCH = 5000
 
@@ -48,24 +49,46 @@ def rollout_confirm_response(
 
 
 def import_view(model_admin, request, segment: Segment):
+    """The upload form; an upload becomes an import (as through the API), run by the worker, and the
+    browser goes to its progress page."""
     form = ImportForm(request.POST or None, request.FILES or None)
-    result = None
     if request.method == "POST" and form.is_valid():
-        result = memberships_import(
-            slug=segment.slug,
-            lines=form.cleaned_data["file"],
-            mode=form.cleaned_data["mode"],
-            actor=request.user.get_username(),
-        )
+        try:
+            started, _ = import_create(
+                slug=segment.slug,
+                body=form.cleaned_data["file"],
+                format="csv",
+                mode=form.cleaned_data["mode"],
+                ttl_seconds=form.cleaned_data["ttl_seconds"],
+                actor=request.user.get_username(),
+            )
+        except ServiceError as exc:  # over the line limit, storage refusing the file, the segment deleted meanwhile
+            form.add_error("file", exc.detail)
+        else:
+            return redirect("admin:segments_segment_import_progress", segment.pk, started.pk)
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
         "title": f"Import members of {segment.slug}",
         "segment": segment,
         "form": form,
-        "result": result,
     }
     return TemplateResponse(request, "admin/segments/segment/import.html", context)
+
+
+def import_progress_view(model_admin, request, segment: Segment, import_id: int):
+    """An import's counts and problems; the page reloads itself every 2 s until the import has finished."""
+    shown = get_object_or_404(Import, pk=import_id, segment_id=segment.pk)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": f"Import {shown.pk} into {segment.slug}",
+        "segment": segment,
+        "import": shown,
+        "finished": shown.status in (Import.Status.SUCCEEDED, Import.Status.FAILED),
+        "percent": round(100 * shown.done / shown.total) if shown.total else None,
+    }
+    return TemplateResponse(request, "admin/segments/segment/import_progress.html", context)
 
 
 def export_response(segment: Segment) -> StreamingHttpResponse:

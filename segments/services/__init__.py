@@ -2,7 +2,7 @@
 
 from segments.services.expiry import memberships_expire
 from segments.services.history_partitions import history_partitions, history_partitions_ensure, history_purge
-from segments.services.imports import memberships_import as memberships_import
+from segments.services.imports import import_create, import_run
 from segments.services.memberships import AddItem, MembershipsChange, memberships_remove_all, memberships_update
 from segments.services.rollout import RolloutResult, bucket, is_covered, rollout_apply, rollout_join_users
 from segments.services.segments import segment_create, segment_delete, segment_get, segment_update, segment_upsert
@@ -15,6 +15,8 @@ __all__ = [
     "history_partitions",
     "history_partitions_ensure",
     "history_purge",
+    "import_create",
+    "import_run",
     "is_covered",
     "memberships_expire",
     "memberships_remove_all",

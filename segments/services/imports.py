@@ -1,124 +1,276 @@
-"""Importing the members of a segment from a CSV file: streamed, staged, applied in one set-based statement.
+"""Imports of a segment's members: received into storage, then checked whole and applied in chunks by the worker.
 
-The file has one user id per line, optionally followed by `,expires_at` (RFC 3339 with an offset).
-Blank lines are skipped; a first line starting with `user_id` is taken as a header. In remove mode
-the expiry column is checked for syntax and otherwise ignored.
+A file has one user id a line, optionally `,expires_at` (RFC 3339 with an offset); blank lines
+are skipped, and a first line starting with `user_id` is a header. `add` adds the listed users
+(as a PATCH adds: an active member is not added again, and its expiry becomes the line's, or
+the import's `ttl_seconds`, or none), `remove` removes them, `replace` adds them and then
+removes every manual member not listed (rollout members stay).
 
-"Nothing half-applied": the import is all or nothing. If any line is invalid, nothing is applied
-and the result lists why by line number. Otherwise every valid line is applied in one
-transaction; unknown users and repeated ids are skipped and counted, since they cannot be
-applied by anyone (users are registered through the API, never created by an import).
+The worker checks every line first: one invalid line fails the import and nothing changes.
+Then it copies the ids (`COPY`) into the import's staging table and applies them in chunks,
+one transaction each, with their history (source `import`) and events; each chunk moves `done`
+in the same transaction, so a worker killed mid-import leaves `done` exactly at the last chunk
+applied and the next worker resumes there (task queue: jobs of dead workers run again). An
+import is `succeeded` only once every chunk is in. Unknown users are skipped and counted;
+a repeated id counts once (its first line).
 """
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import json
+import logging
+from dataclasses import dataclass
 from datetime import datetime
+from typing import BinaryIO
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils.dateparse import parse_datetime
+from procrastinate.contrib.django import app
 
 from core.db import CLOCK
-from core.errors import SegmentNotFound
+from core.errors import IdempotencyKeyReused, SegmentNotFound
 from core.fields import MAX_USER_ID
+from segments.models import Import, Segment
 from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record
+from segments.services.import_files import import_file_delete, import_file_lines, import_file_receive
 
-MODES = ("add", "remove")
+logger = logging.getLogger(__name__)
+
+MODES = tuple(Import.Mode.values)
 MAX_PROBLEMS = 20
 MAX_LINE_CHARS = 200
-STAGE = "segments_import_stage"
+COPY_ROWS = 10_000
+RUN_TASK = "run_import"  # segments/tasks.py
 
 
-@dataclass
-class ImportResult:
-    """Counts of an import. `changed` is added (add mode) or removed (remove mode) members;
-    `unchanged` is already a member (add) or not a member (remove)."""
-
-    slug: str
-    mode: str
-    applied: bool = False
-    lines: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    unknown_users: int = 0
-    repeated: int = 0
-    invalid: int = 0
-    problems: list[tuple[int, str]] = field(default_factory=list)
+class ImportFailed(Exception):
+    """Why an import stops as failed; its message is the import's `error`."""
 
 
-def memberships_import(
-    *, slug: str, lines: Iterable[bytes | str], mode: str, actor: str, batch_size: int = 5000
-) -> ImportResult:
-    """Add (or remove) the users listed in `lines` to (from) segment `slug`; history source `import`.
+# --- Receiving ---------------------------------------------------------------------------------
 
-    `lines` is read once, in batches of `batch_size`, so memory stays bounded however long
-    the file. Already-members keep their expiry; a rollout member that is imported becomes a
-    manual member (as with an add through the API).
-    """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}")
-    result = ImportResult(slug=slug, mode=mode)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT id FROM segments_segment WHERE slug = %s FOR NO KEY UPDATE", [slug])
-            row = cursor.fetchone()
-            if row is None:
-                raise SegmentNotFound([slug])
-            segment_id = row[0]
-            cursor.execute(f"SELECT {CLOCK}")  # read after the lock, as every write reads the clock
-            db_now = cursor.fetchone()[0]
-            # An error rolls the transaction back, and the staging table with it.
-            cursor.execute(
-                f"CREATE TEMP TABLE {STAGE} (line bigint, user_id bigint PRIMARY KEY, expires_at timestamptz)"
+
+def import_create(
+    *,
+    slug: str,
+    body: BinaryIO,
+    format: str,
+    mode: str,
+    actor: str,
+    ttl_seconds: int | None = None,
+    idempotency_key: str = "",
+) -> tuple[Import, bool]:
+    """Store the body and queue its import; returns (import, created). With an `idempotency_key`
+    this actor used before for the same request, returns that import instead (created False);
+    for another request, raises IdempotencyKeyReused."""
+    segment = Segment.objects.filter(slug=slug).only("id").first()
+    if segment is None:
+        raise SegmentNotFound([slug])
+    received = import_file_receive(body, format=format)
+    fields = {"segment_id": segment.pk, "segment_slug": slug, "mode": mode, "ttl_seconds": ttl_seconds}
+    if idempotency_key and (earlier := _earlier(actor, idempotency_key, received.sha256, fields)):
+        import_file_delete(received.name)
+        return earlier, False
+    try:
+        with transaction.atomic():
+            created = Import.objects.create(
+                **fields,
+                actor=actor,
+                idempotency_key=idempotency_key or "",
+                body_sha256=received.sha256,
+                file_name=received.name,
             )
-            staged = _stage(cursor, lines, result, db_now if mode == "add" else None, batch_size)
-            _count_unknown(cursor, result)
-            result.repeated = staged.valid - staged.rows
-            if not result.invalid:
-                _apply(cursor, result, segment_id, actor)
-                result.applied = True
-            cursor.execute(f"DROP TABLE {STAGE}")
-    result.problems.sort()
-    del result.problems[MAX_PROBLEMS:]
-    return result
+            # Queued in the same transaction: an import is never stored without its job, nor the reverse.
+            app.configure_task(RUN_TASK, lock=f"import_segment_{segment.pk}").defer(import_id=created.pk)
+    except IntegrityError:  # the same key, at the same moment: the other request's import stands
+        import_file_delete(received.name)
+        earlier = _earlier(actor, idempotency_key, received.sha256, fields)
+        if earlier is None:
+            raise
+        return earlier, False
+    except BaseException:
+        import_file_delete(received.name)
+        raise
+    return created, True
 
 
-@dataclass
-class _Staged:
-    valid: int = 0
-    rows: int = 0
+def _earlier(actor: str, key: str, sha256: str, fields: dict) -> Import | None:
+    earlier = Import.objects.filter(actor=actor, idempotency_key=key).first()
+    if earlier is None:
+        return None
+    same = earlier.body_sha256 == sha256 and all(getattr(earlier, name) == value for name, value in fields.items())
+    if not same:
+        raise IdempotencyKeyReused(key)
+    return earlier
 
 
-def _stage(cursor, lines, result: ImportResult, not_before: datetime | None, batch_size: int) -> _Staged:
-    staged, batch = _Staged(), []
-    for number, raw in enumerate(lines, start=1):
-        result.lines = number
-        parsed = _parse(raw, number, not_before)
+# --- Running -----------------------------------------------------------------------------------
+
+
+def import_run(import_id: int, *, chunk_lines: int | None = None) -> Import:
+    """Check, stage and apply the import, or resume it where it stopped; returns it as it ends.
+    Chunks of `chunk_lines` lines, by default settings.SEGMENTER_IMPORT_CHUNK_LINES."""
+    started = _start(import_id)
+    if started is not None:
+        _run(started, _Stage(import_id), chunk_lines or settings.SEGMENTER_IMPORT_CHUNK_LINES)
+    return Import.objects.get(pk=import_id)
+
+
+def _run(started: Import, stage: "_Stage", chunk_lines: int) -> None:
+    try:
+        if started.total is None or not stage.ready(started):
+            problems = stage.fill(started)
+            if problems is not None:
+                _finish(started, Import.Status.FAILED, error=problems, stage=stage)
+                return
+        while _apply_chunk(started.pk, stage, chunk_lines):
+            pass
+        if started.mode == Import.Mode.REPLACE:
+            while _remove_unlisted(started.pk, stage, chunk_lines):
+                pass
+    except ImportFailed as exc:
+        _finish(started, Import.Status.FAILED, error=str(exc), stage=stage)
+        return
+    except (OperationalError, InterfaceError):
+        # The connection was lost, or a deadlock or a cancel ended the chunk: its transaction rolled back,
+        # the import stays running, and the job's retry (segments/tasks.py) resumes it after `done`.
+        logger.warning("import %s stopped by the database; its job will resume it", started.pk, exc_info=True)
+        raise
+    except Exception:
+        logger.exception("import %s failed", started.pk)
+        _finish(started, Import.Status.FAILED, error="Internal error; the lines applied so far stay.", stage=stage)
+        raise
+    _finish(started, Import.Status.SUCCEEDED, stage=stage)
+
+
+def _start(import_id: int) -> Import | None:
+    """Mark the import running; None when it has finished already."""
+    with transaction.atomic():
+        current = Import.objects.select_for_update().get(pk=import_id)
+        if current.status in (Import.Status.SUCCEEDED, Import.Status.FAILED):
+            return None
+        current.status = Import.Status.RUNNING
+        current.save(update_fields=["status"])
+    return current
+
+
+def _finish(current: Import, status: str, *, stage: "_Stage", error: str | dict | None = None) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        fields = {"status": status, "file_name": ""}
+        if isinstance(error, dict):
+            fields.update(error)
+        elif error is not None:
+            fields["error"] = error
+        assignments = ", ".join(f"{name} = %s" for name in fields)
+        cursor.execute(
+            f"UPDATE segments_import SET {assignments}, finished_at = {CLOCK} WHERE id = %s",
+            [*(_db_value(value) for value in fields.values()), current.pk],
+        )
+        stage.drop(cursor)
+    try:
+        import_file_delete(current.file_name)
+    except OSError as exc:  # the import stands; the operator may delete the file by hand
+        logger.warning("import %s: file %s not deleted: %s", current.pk, current.file_name, exc)
+
+
+def _db_value(value):
+    return json.dumps(value) if isinstance(value, list) else value
+
+
+# --- Checking and staging ----------------------------------------------------------------------
+
+
+class _Stage:
+    """The import's staging table: `(n, user_id, expires_at)`, one row per user id (its first line),
+    `n` counting the file's user id lines from 1. A plain table, unlogged (it is refilled from the
+    file if a crash empties it), so that it outlives the transaction and the connection."""
+
+    def __init__(self, import_id: int) -> None:
+        self.table = f"segments_import_stage_{int(import_id)}"
+
+    def ready(self, current: Import) -> bool:
+        """Staged already (a resumed import), and not emptied since by a crash of the server."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [self.table])
+            if not cursor.fetchone()[0]:
+                return False
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {self.table})")
+            return cursor.fetchone()[0] or current.total == 0
+
+    def fill(self, current: Import) -> dict | None:
+        """Parse every line of the file and stage the ids; the failed import's fields when a line is invalid."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SELECT {CLOCK}")
+            now = cursor.fetchone()[0]
+            not_before = current.checked_at or now  # a resumed import is checked as it was the first time
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+            cursor.execute(
+                # Dropped below, or with the transaction rolled back: nothing of it outlives this transaction.
+                "CREATE TEMP TABLE segments_import_lines (n bigint, user_id bigint, expires_at timestamptz)"
+            )
+            with cursor.copy("COPY segments_import_lines (n, user_id, expires_at) FROM STDIN") as copy:
+                total, invalid, problems = _parse_file(current.file_name, copy, not_before)
+            if invalid:
+                transaction.set_rollback(True)
+                return {
+                    "invalid_lines": [{"line": line, "error": error} for line, error in problems],
+                    "error": f"{invalid} invalid line{'s' if invalid > 1 else ''}; nothing was changed.",
+                }
+            cursor.execute(
+                f"CREATE UNLOGGED TABLE {self.table} AS SELECT DISTINCT ON (user_id) n, user_id, expires_at"
+                " FROM segments_import_lines ORDER BY user_id, n"
+            )
+            cursor.execute(f"CREATE INDEX ON {self.table} (n)")
+            if current.mode == Import.Mode.REPLACE:
+                cursor.execute(f"CREATE INDEX ON {self.table} (user_id)")
+            cursor.execute("DROP TABLE segments_import_lines")
+            cursor.execute(f"ANALYZE {self.table}")
+            cursor.execute(
+                "UPDATE segments_import SET total = %s, checked_at = %s WHERE id = %s", [total, not_before, current.pk]
+            )
+        current.total, current.checked_at = total, not_before
+        return None
+
+    def drop(self, cursor) -> None:
+        cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+
+
+def _parse_file(name: str, copy, not_before: datetime) -> tuple[int, int, list[tuple[int, str]]]:
+    """Parse every line, write the valid ones to `copy` while none is invalid; (user id lines,
+    invalid lines, the first MAX_PROBLEMS problems)."""
+    total, invalid, problems, rows = 0, 0, [], []
+    for number, raw in enumerate(import_file_lines(name), start=1):
+        parsed = parse_line(raw, number, not_before)
         if parsed is None:
             continue
         if isinstance(parsed, str):
-            result.invalid += 1
-            if len(result.problems) < MAX_PROBLEMS:
-                result.problems.append((number, parsed))
+            invalid += 1
+            if len(problems) < MAX_PROBLEMS:
+                problems.append((number, parsed))
             continue
-        staged.valid += 1
-        batch.append(parsed)
-        if len(batch) >= batch_size:
-            staged.rows += _insert(cursor, batch)
-            batch = []
-    if batch:
-        staged.rows += _insert(cursor, batch)
-    return staged
+        total += 1
+        if invalid:
+            continue
+        user_id, expires_at = parsed
+        rows.append(f"{total}\t{user_id}\t{expires_at}\n" if expires_at else f"{total}\t{user_id}\t\\N\n")
+        if len(rows) >= COPY_ROWS:
+            copy.write("".join(rows))
+            rows.clear()
+    if rows and not invalid:
+        copy.write("".join(rows))
+    return total, invalid, problems
 
 
-def _parse(raw: bytes | str, number: int, not_before: datetime | None) -> tuple | str | None:
-    """(line, user_id, expires_at), None for a line to skip, or the reason the line is invalid."""
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            return "not UTF-8 text"
-    text = raw.strip()
+def parse_line(raw: bytes, number: int, not_before: datetime | None) -> tuple[int, str | None] | str | None:
+    """(user_id, expires_at as ISO text or None) of one line, None for a line to skip (blank, header),
+    or why the line is invalid."""
+    if raw.isdigit() and len(raw) <= 19:  # the common line, a bare id: no decoding, no splitting
+        user_id = int(raw)
+        return (user_id, None) if 1 <= user_id <= MAX_USER_ID else f"invalid user id {raw.decode()!r}"
+    try:
+        text = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
     if not text or (number == 1 and text.lower().startswith("user_id")):
         return None
     if len(text) > MAX_LINE_CHARS:
@@ -128,66 +280,137 @@ def _parse(raw: bytes | str, number: int, not_before: datetime | None) -> tuple 
         return "expected 'user_id' or 'user_id,expires_at'"
     if not parts[0].isascii() or not parts[0].isdigit() or not 1 <= int(parts[0]) <= MAX_USER_ID:
         return f"invalid user id {parts[0][:40]!r}"
-    expires_at = None
-    if len(parts) == 2 and parts[1]:
-        try:
-            expires_at = parse_datetime(parts[1])
-        except ValueError:
-            expires_at = None
-        if expires_at is None or expires_at.tzinfo is None:
-            return f"invalid expires_at {parts[1][:40]!r}: use RFC 3339, e.g. 2030-01-01T00:00:00Z"
-        if not_before is not None and expires_at <= not_before:
-            return f"expires_at {parts[1][:40]!r} is in the past"
-    return number, int(parts[0]), connection.ops.adapt_datetimefield_value(expires_at)
+    if len(parts) == 1 or not parts[1]:
+        return int(parts[0]), None
+    try:
+        expires_at = parse_datetime(parts[1])
+    except ValueError:
+        expires_at = None
+    if expires_at is None or expires_at.tzinfo is None:
+        return f"invalid expires_at {parts[1][:40]!r}: use RFC 3339, e.g. 2030-01-01T00:00:00Z"
+    if not_before is not None and expires_at <= not_before:
+        return f"expires_at {parts[1][:40]!r} is in the past"
+    return int(parts[0]), expires_at.isoformat()
 
 
-def _insert(cursor, batch: list[tuple]) -> int:
-    """Stage one batch in one statement; a repeated user id keeps its first line."""
-    cursor.execute(
-        f"INSERT INTO {STAGE} (line, user_id, expires_at)"
-        " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[]) ON CONFLICT (user_id) DO NOTHING",
-        [list(column) for column in zip(*batch, strict=True)],
-    )
-    return cursor.rowcount
+# --- Applying ----------------------------------------------------------------------------------
 
 
-def _count_unknown(cursor, result: ImportResult) -> None:
-    unknown = f"FROM {STAGE} i WHERE NOT EXISTS (SELECT 1 FROM users_user u WHERE u.id = i.user_id)"
-    cursor.execute(f"SELECT count(*) {unknown}")
-    result.unknown_users = cursor.fetchone()[0]
-    cursor.execute(f"SELECT line, user_id {unknown} ORDER BY line LIMIT %s", [MAX_PROBLEMS])
-    result.problems += [(line, f"unknown user {user_id}") for line, user_id in cursor.fetchall()]
+@dataclass
+class _Counts:
+    added: int = 0
+    removed: int = 0
+    already_member: int = 0
+    unknown_users: int = 0
 
 
-def _apply(cursor, result: ImportResult, segment_id: int, actor: str) -> None:
-    memberships_expire(segment_id=segment_id)
-    known = f"SELECT i.user_id FROM {STAGE} i JOIN users_user u ON u.id = i.user_id"
-    cursor.execute(f"SELECT count(*) FROM ({known}) k")
-    known_count = cursor.fetchone()[0]
-    if result.mode == "add":
-        result.changed = changes_record(
-            "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
-            f" SELECT i.user_id, %s, 'manual', {CLOCK}, i.expires_at"
-            f" FROM {STAGE} i JOIN users_user u ON u.id = i.user_id WHERE true"
-            " ON CONFLICT (user_id, segment_id) DO NOTHING"
-            f" RETURNING user_id, segment_id, {changed_at()}",
-            [segment_id],
-            operation="added",
-            source="import",
-            actor=actor,
-        )
+def _locked(cursor, import_id: int) -> tuple[int, Import]:
+    """Start a chunk's transaction: lock the segment (as a rollout does: one segment-wide change at a
+    time), then the import; (segment id, import). The segment first, as its deletion takes it first.
+
+    A chunk's statements join its lines to users and memberships by their indexes: hash joins would
+    read the whole users table and every member of the segment again for each chunk (statistics
+    taken before the import make the planner pick them), so a chunk's cost would grow with the
+    tables, not with the chunk. Turned off for this transaction only (SET LOCAL).
+    """
+    cursor.execute("SET LOCAL enable_hashjoin = off")
+    cursor.execute("SET LOCAL enable_mergejoin = off")
+    current = Import.objects.only("segment_id").get(pk=import_id)
+    cursor.execute("SELECT id FROM segments_segment WHERE id = %s FOR NO KEY UPDATE", [current.segment_id])
+    if cursor.fetchone() is None:
+        raise ImportFailed("The segment was deleted during the import.")
+    return current.segment_id, Import.objects.select_for_update().get(pk=import_id)
+
+
+def _apply_chunk(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
+    """Apply the next chunk of lines and move `done` past it, in one transaction; False when none is left."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        segment_id, current = _locked(cursor, import_id)
+        if current.done >= current.total:
+            return False
+        lines = [current.done, min(current.done + chunk_lines, current.total)]  # n in (first, last]
+        memberships_expire(segment_id=segment_id)
         cursor.execute(
-            "UPDATE segments_membership SET source = 'manual'"
-            f" WHERE segment_id = %s AND source = 'rollout' AND user_id IN (SELECT user_id FROM {STAGE})",
-            [segment_id],
+            f"SELECT count(*), count(u.id) FROM {stage.table} i LEFT JOIN users_user u ON u.id = i.user_id"
+            " WHERE i.n > %s AND i.n <= %s",
+            lines,
         )
-    else:
-        result.changed = changes_record(
-            f"DELETE FROM segments_membership WHERE segment_id = %s AND user_id IN (SELECT user_id FROM {STAGE})"
+        rows, known = cursor.fetchone()
+        counts = _Counts(unknown_users=rows - known)
+        if current.mode == Import.Mode.REMOVE:
+            counts.removed = _remove_listed(stage, lines, segment_id, current.actor)
+        else:
+            counts.added = _add_listed(cursor, stage, lines, segment_id, current)
+            counts.already_member = known - counts.added
+        _count(cursor, import_id, counts, done=lines[1])
+    return True
+
+
+def _add_listed(cursor, stage: _Stage, lines: list[int], segment_id: int, current: Import) -> int:
+    """Listed members get the line's expiry (or the TTL's, or none) and become manual, as a PATCH
+    would do; the other known users are added. Returns how many were added."""
+    expiry = None
+    if current.ttl_seconds:
+        cursor.execute(f"SELECT {CLOCK} + make_interval(secs => %s)", [current.ttl_seconds])
+        expiry = cursor.fetchone()[0]
+    new_expiry = "coalesce(i.expires_at, %s::timestamptz)"
+    cursor.execute(
+        f"UPDATE segments_membership m SET source = 'manual', expires_at = {new_expiry} FROM {stage.table} i"
+        " WHERE i.n > %s AND i.n <= %s AND m.segment_id = %s AND m.user_id = i.user_id"
+        f" AND (m.source, m.expires_at) IS DISTINCT FROM ('manual', {new_expiry})",
+        [expiry, *lines, segment_id, expiry],
+    )
+    return changes_record(
+        "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
+        f" SELECT i.user_id, %s, 'manual', {CLOCK}, {new_expiry}"
+        f" FROM {stage.table} i JOIN users_user u ON u.id = i.user_id WHERE i.n > %s AND i.n <= %s"
+        # In user id order: the index inserts go in key order (the file's order would scatter them), and
+        # rows are locked in one order whoever locks them. KEY SHARE first, as the foreign key check
+        # would take it at the end: a user being deleted is waited for and skipped rather than failing the chunk.
+        " ORDER BY i.user_id FOR KEY SHARE OF u"
+        f" ON CONFLICT (user_id, segment_id) DO NOTHING RETURNING user_id, segment_id, {changed_at()}",
+        [segment_id, expiry, *lines],
+        operation="added",
+        source="import",
+        actor=current.actor,
+    )
+
+
+def _remove_listed(stage: _Stage, lines: list[int], segment_id: int, actor: str) -> int:
+    return changes_record(
+        f"DELETE FROM segments_membership m USING {stage.table} i"
+        " WHERE i.n > %s AND i.n <= %s AND m.segment_id = %s AND m.user_id = i.user_id"
+        f" RETURNING m.user_id, m.segment_id, {changed_at()}",
+        [*lines, segment_id],
+        operation="removed",
+        source="import",
+        actor=actor,
+    )
+
+
+def _remove_unlisted(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
+    """`replace`: remove up to `chunk_lines` manual members that the file does not list, in one
+    transaction; False once none is left."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        segment_id, current = _locked(cursor, import_id)
+        memberships_expire(segment_id=segment_id)
+        removed = changes_record(
+            "DELETE FROM segments_membership WHERE id IN ("
+            " SELECT m.id FROM segments_membership m WHERE m.segment_id = %s AND m.source = 'manual'"
+            f" AND NOT EXISTS (SELECT 1 FROM {stage.table} i WHERE i.user_id = m.user_id) LIMIT %s)"
             f" RETURNING user_id, segment_id, {changed_at()}",
-            [segment_id],
+            [segment_id, chunk_lines],
             operation="removed",
             source="import",
-            actor=actor,
+            actor=current.actor,
         )
-    result.unchanged = known_count - result.changed
+        _count(cursor, import_id, _Counts(removed=removed), done=current.done)
+    return removed == chunk_lines
+
+
+def _count(cursor, import_id: int, counts: _Counts, *, done: int) -> None:
+    cursor.execute(
+        "UPDATE segments_import SET done = %s, added = added + %s, removed = removed + %s,"
+        " already_member = already_member + %s, unknown_users = unknown_users + %s WHERE id = %s",
+        [done, counts.added, counts.removed, counts.already_member, counts.unknown_users, import_id],
+    )

@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
@@ -10,8 +11,8 @@ from segments import admin as segments_admin
 from segments.admin import lists as admin_lists
 from segments.admin.charts import members_by_day, members_chart_svg
 from segments.admin.lists import CappedPaginator
-from segments.models import HistoryEvent, Membership, Segment
-from segments.services import AddItem, is_covered, memberships_update, segment_create
+from segments.models import HistoryEvent, Import, Membership, Segment
+from segments.services import AddItem, import_run, is_covered, memberships_update, segment_create
 from users.models import User
 
 pytestmark = pytest.mark.django_db
@@ -250,28 +251,123 @@ def test_membership_list__more_rows_than_cap__count_capped_and_marked(admin_clie
     assert "2+ memberships" in response.content.decode()
 
 
-def test_import_page__valid_csv__applied_and_counted(admin_client, segment):
-    upload = SimpleUploadedFile("members.csv", b"1\n4\n5,2031-02-03T04:05:06Z\n999\n", content_type="text/csv")
-    url = reverse("admin:segments_segment_import", args=[segment.pk])
+def upload(admin_client, segment, body: bytes, **fields):
+    """POST the import form with `body` as the CSV; the response."""
+    file = SimpleUploadedFile("members.csv", body, content_type="text/csv")
+    return admin_client.post(reverse("admin:segments_segment_import", args=[segment.pk]), {"file": file, **fields})
 
-    response = admin_client.post(url, {"file": upload, "mode": "add"})
 
-    result = response.context["result"]
-    assert (result.applied, result.changed, result.unchanged, result.unknown_users) == (True, 2, 1, 1)
-    assert "line 4: unknown user 999" in response.content.decode()
+def progress_url(segment, import_id: int) -> str:
+    return reverse("admin:segments_segment_import_progress", args=[segment.pk, import_id])
+
+
+def test_import_page__upload__queued_import_and_redirect_to_its_self_refreshing_progress_page(admin_client, segment):
+    response = upload(admin_client, segment, b"1\n4\n", mode="add")
+
+    queued = Import.objects.get()
+    assert response.status_code == 302 and response["Location"] == progress_url(segment, queued.pk)
+    assert (queued.segment_slug, queued.mode, queued.status, queued.actor) == ("PROMO", "add", "queued", "admin")
+    assert not Membership.objects.filter(user_id=4).exists()  # applied by the worker, not in the request
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "Queued: waiting for the worker (manage.py worker)" in page
+    assert '<meta http-equiv="refresh" content="2">' in page
+
+
+def test_import_progress__run__counts_shown_and_no_more_refresh(admin_client, segment):
+    upload(admin_client, segment, b"user_id\n1\n4\n5,2031-02-03T04:05:06Z\n999\n", mode="add")
+    import_run(Import.objects.get().pk)
+
+    response = admin_client.get(progress_url(segment, Import.objects.get().pk))
+
+    page = response.content.decode()
+    assert "Import applied" in page and 'http-equiv="refresh"' not in page
+    for cell, value in [("total", 4), ("done", 4), ("added", 2), ("removed", 0), ("already", 1), ("unknown", 1)]:
+        assert f'<td id="count-{cell}">{value}</td>' in page
     assert history(source="import") == [(4, "added", "import", "admin"), (5, "added", "import", "admin")]
+    assert Membership.objects.get(user_id=5).expires_at == datetime(2031, 2, 3, 4, 5, 6, tzinfo=UTC)
 
 
-def test_import_page__invalid_line__nothing_applied_and_reason_shown(admin_client, segment):
-    upload = SimpleUploadedFile("members.csv", b"4\nfive\n", content_type="text/csv")
+def test_import_progress__running__percent_shown_and_refreshed(admin_client, segment):
+    upload(admin_client, segment, b"1\n4\n", mode="add")
+    Import.objects.update(status="running", total=4, done=1)  # as between two chunks
 
-    response = admin_client.post(
-        reverse("admin:segments_segment_import", args=[segment.pk]), {"file": upload, "mode": "add"}
-    )
+    page = admin_client.get(progress_url(segment, Import.objects.get().pk)).content.decode()
 
-    body = response.content.decode()
-    assert "Nothing applied" in body and "line 2: invalid user id" in body
-    assert not Membership.objects.filter(user_id=4).exists()
+    assert "Running: 25%" in page and '<meta http-equiv="refresh" content="2">' in page
+
+
+def test_import_progress__invalid_lines__failed_with_the_lines_listed_and_nothing_applied(admin_client, segment):
+    upload(admin_client, segment, b"4\nfive\n6,soon\n", mode="add")
+    import_run(Import.objects.get().pk)
+
+    page = admin_client.get(progress_url(segment, Import.objects.get().pk)).content.decode()
+
+    assert "Failed" in page and 'http-equiv="refresh"' not in page
+    assert "2 invalid lines; nothing was changed." in page
+    assert "<li>line 2: invalid user id &#x27;five&#x27;</li>" in page
+    assert "<li>line 3: invalid expires_at &#x27;soon&#x27;" in page
+    assert not Membership.objects.filter(user_id__in=[4, 6]).exists()
+
+
+def test_import_progress__import_of_another_segment__404(admin_client, segment):
+    other = segment_create(slug="OTHER", actor="setup")
+    upload(admin_client, segment, b"4\n", mode="add")
+
+    response = admin_client.get(progress_url(other, Import.objects.get().pk))
+
+    assert response.status_code == 404
+
+
+def test_import_page__replace_with_ttl__only_the_listed_manual_members_stay_with_the_ttl(admin_client, segment):
+    response = upload(admin_client, segment, b"2\n4\n", mode="replace", ttl_seconds="3600")
+    started = Import.objects.get()
+    assert (started.mode, started.ttl_seconds) == ("replace", 3600)
+    import_run(started.pk)
+
+    page = admin_client.get(response["Location"]).content.decode()
+
+    assert "replace, TTL 3600 s" in page and "Import applied" in page
+    assert set(Membership.objects.filter(segment=segment).values_list("user_id", flat=True)) == {2, 4}
+    for expires_at in Membership.objects.filter(segment=segment).values_list("expires_at", flat=True):
+        assert abs(expires_at - (timezone.now() + timedelta(hours=1))) < timedelta(minutes=1)
+    assert sorted(history(source="import")) == [
+        (1, "removed", "import", "admin"), (3, "removed", "import", "admin"), (4, "added", "import", "admin")
+    ]  # fmt: skip
+
+
+def test_import_pages__view_only_staff__progress_shown_upload_refused(admin_client, client, segment, django_user_model):
+    upload(admin_client, segment, b"4\n", mode="add")
+    viewer = django_user_model.objects.create_user("viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_segment"))
+    client.force_login(viewer)
+
+    refused = upload(client, segment, b"5\n", mode="add")
+    shown = client.get(progress_url(segment, Import.objects.get().pk))
+
+    assert refused.status_code == 403 and Import.objects.count() == 1
+    assert shown.status_code == 200 and "Queued" in shown.content.decode()
+
+
+def test_import_page__more_lines_than_allowed__form_error_and_nothing_stored(
+    admin_client, segment, monkeypatch, settings
+):
+    monkeypatch.setattr("segments.services.import_files.MAX_LINES", 2)
+
+    response = upload(admin_client, segment, b"1\n2\n3\n", mode="add")
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["file"] == ["An import file has at most 2 lines."]
+    assert not Import.objects.exists() and not any((settings.MEDIA_ROOT / "imports").glob("*"))
+
+
+@pytest.mark.parametrize(("ttl", "accepted"), [("0", False), ("3162240001", False), ("3000000000", True)])
+def test_import_page__ttl_bounds__form_error_or_import(admin_client, segment, ttl, accepted):
+    response = upload(admin_client, segment, b"4\n", mode="add", ttl_seconds=ttl)
+
+    assert (response.status_code == 302) == accepted
+    assert Import.objects.filter(ttl_seconds=int(ttl)).exists() == accepted
+    if not accepted:
+        assert response.context["form"].errors["ttl_seconds"]
 
 
 def test_export__active_members__streamed_csv(admin_client, segment):

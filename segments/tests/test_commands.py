@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from segments.models import HistoryEvent, Membership, Segment
+from segments.models import HistoryEvent, Import, Membership, Segment
 from users.services import users_seed
 
 pytestmark = pytest.mark.django_db
@@ -65,3 +65,28 @@ def test_expire_memberships__loop__runs_the_worker_until_sigterm(database_url):
     finally:
         process.kill()
     assert process.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("slug", "name", "body", "options", "message"),
+    [
+        ("NOPE", "ids.csv", b"1\n", [], "Unknown segments: NOPE"),
+        ("S", None, b"", [], "cannot read .*missing.csv: No such file"),
+        ("S", "ids.json", b'{"user_ids": [1,', [], "JSON parse error"),
+        ("S", "ids.json", b'{"ids": [1]}', [], "ids: Unknown field."),
+        ("S", "ids.csv", b"1\n2\n3\n", [], "at most 2 lines"),
+        ("S", "ids.csv", b"1\n", ["--ttl-seconds", "0"], "--ttl-seconds must be from 1 to 3162240000"),
+    ],
+)
+def test_import_members__refused_input__command_error_and_nothing_stored(
+    slug, name, body, options, message, tmp_path, settings, monkeypatch
+):
+    monkeypatch.setattr("segments.services.import_files.MAX_LINES", 2)
+    Segment.objects.create(slug="S")
+    path = tmp_path / (name or "missing.csv")
+    if name:
+        path.write_bytes(body)
+    with pytest.raises(CommandError, match=message):
+        call_command("import_members", slug, str(path), *options)
+    assert not Import.objects.exists()
+    assert not any((settings.MEDIA_ROOT / "imports").glob("*"))

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from events.services.received import events_purge
 from reports.periods import month_parse
 from segments.services import history_purge
 
@@ -8,7 +9,8 @@ from segments.services import history_purge
 class Command(BaseCommand):
     help = (
         "Drop history's monthly partitions before the month YYYY-MM (UTC), oldest first, and the "
-        "DEFAULT partition's rows before it. The month itself and later ones stay."
+        "DEFAULT partition's rows before it. The month itself and later ones stay. Then the event log's "
+        "events before it that every webhook has received, if older than SEGMENTER_EVENT_RETENTION_DAYS."
     )
 
     def add_arguments(self, parser):
@@ -32,3 +34,4 @@ class Command(BaseCommand):
             self.stdout.write(f"{name}: {rows} events removed")
             self.stdout.flush()
         self.stdout.write(f"purged {total} events before {month}")
+        self.stdout.write(f"event log: {events_purge(before=month.start())} events removed")

@@ -1,0 +1,180 @@
+"""POST /api/v1/segments/{slug}/imports/ and GET /api/v1/imports/{id}/ (API.md, "Big segments")."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from segments.models import Import, Membership, Segment
+from segments.services import import_files, import_run
+from users.models import User
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/segments/IMPORTED/imports/"
+
+
+@pytest.fixture
+def segment(db):
+    User.objects.bulk_create([User(id=i) for i in range(1, 6)])
+    return Segment.objects.create(slug="IMPORTED")
+
+
+def post(client: APIClient, body: bytes = b"1\n2\n", content_type: str = "text/csv", url: str = URL, **extra):
+    return client.generic("POST", url, body, content_type=content_type, **extra)
+
+
+def test_import__csv__202_queued_with_location_and_the_worker_applies_it(api, segment):
+    response = post(api, b"user_id\n1\n2,2030-01-01T00:00:00Z\n")
+
+    assert response.status_code == 202
+    body = response.json()
+    assert response["Location"] == f"http://testserver/api/v1/imports/{body['id']}/"
+    assert {key: body[key] for key in ("segment", "mode", "status", "total", "done", "error")} == {
+        "segment": "IMPORTED",
+        "mode": "add",
+        "status": "queued",
+        "total": None,
+        "done": 0,
+        "error": None,
+    }
+    import_run(body["id"])
+    shown = api.get(response["Location"]).json()
+    assert (shown["status"], shown["total"], shown["done"], shown["added"]) == ("succeeded", 2, 2, 2)
+    assert shown["finished_at"].endswith("Z") and shown["invalid_lines"] == []
+    assert set(Membership.objects.values_list("user_id", flat=True)) == {1, 2}
+
+
+def test_import__json_with_mode_and_ttl__taken_as_given(api, segment):
+    response = post(api, b'{"user_ids": [3, 4]}', "application/json", URL + "?mode=replace&ttl_seconds=60")
+
+    assert response.status_code == 202
+    created = Import.objects.get(pk=response.json()["id"])
+    assert (created.mode, created.ttl_seconds) == ("replace", 60)
+
+
+def test_import__content_type_with_charset__accepted(api, segment):
+    assert post(api, content_type="text/csv; charset=utf-8").status_code == 202
+
+
+def test_import__invalid_lines__failed_import_lists_them(api, segment):
+    created = post(api, b"1\nnope\n").json()
+    import_run(created["id"])
+
+    shown = api.get(f"/api/v1/imports/{created['id']}/").json()
+
+    assert shown["status"] == "failed" and shown["error"] == "1 invalid line; nothing was changed."
+    assert shown["invalid_lines"] == [{"line": 2, "error": "invalid user id 'nope'"}]
+
+
+def test_import__idempotency_key__same_request_200_same_import_other_request_422(api, segment, problem):
+    first = post(api, HTTP_IDEMPOTENCY_KEY="batch-7")
+    again = post(api, HTTP_IDEMPOTENCY_KEY="batch-7")
+    other = post(api, b"1\n3\n", HTTP_IDEMPOTENCY_KEY="batch-7")
+
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json()["id"] == first.json()["id"] and again["Location"] == first["Location"]
+    problem(other, 422, "idempotency_key_reused")
+    assert Import.objects.count() == 1
+
+
+@pytest.mark.parametrize("key", ["k" * 256, "tab\there", "ключ"])
+def test_import__bad_idempotency_key__400(api, segment, problem, key):
+    problem(post(api, HTTP_IDEMPOTENCY_KEY=key), 400, "validation_error")
+    assert not Import.objects.exists()
+
+
+def test_import__read_only_token__403_nothing_stored(segment, read_only_token, problem):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {read_only_token}")
+
+    problem(post(client), 403, "permission_denied")
+    assert not Import.objects.exists()
+
+
+def test_import__no_token__401(anon, segment, problem):
+    problem(post(anon), 401, "not_authenticated")
+
+
+def test_import__unknown_segment__404_bad_slug__400(api, segment, problem):
+    assert problem(post(api, url="/api/v1/segments/NOPE/imports/"), 404, "segment_not_found")["slugs"] == ["NOPE"]
+    problem(post(api, url="/api/v1/segments/-bad/imports/"), 400, "validation_error")
+    assert not Import.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "query", ["?mode=merge", "?ttl_seconds=0", "?ttl_seconds=abc", "?ttl_seconds=1.5", "?colour=red"]
+)
+def test_import__bad_query__400(api, segment, problem, query):
+    problem(post(api, url=URL + query), 400, "validation_error")
+    assert not Import.objects.exists()
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+def test_import__other_content_type__415(api, segment, problem, content_type):
+    problem(post(api, content_type=content_type), 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [(b'{"user_ids": [1,', "malformed_json"), (b'{"user_ids": "1"}', "validation_error"), (b"[]", "validation_error")],
+)
+def test_import__bad_json__400(api, segment, problem, body, code):
+    problem(post(api, body, "application/json"), 400, code)
+    assert not Import.objects.exists()
+
+
+def test_import__body_over_200_mib__413_unread(api, segment, problem):
+    response = post(api, b"1\n", CONTENT_LENGTH=str(200 * 1024 * 1024 + 1))
+
+    assert "200 MiB" in problem(response, 413, "payload_too_large")["detail"]
+    assert not Import.objects.exists()
+
+
+def test_import__over_one_mib__accepted_other_endpoints_still_refuse_it(api, segment, problem):
+    body = b"".join(b"%d\n" % (i % 5 + 1) for i in range(700_000))  # 1.4 MB
+
+    assert len(body) > 1024 * 1024 and post(api, body).status_code == 202
+    problem(api.generic("POST", "/api/v1/users/", body, content_type="application/json"), 413, "payload_too_large")
+
+
+def test_import__more_lines_than_allowed__413(api, segment, problem, monkeypatch):
+    monkeypatch.setattr(import_files, "MAX_LINES", 2)
+
+    problem(post(api, b"1\n2\n3\n"), 413, "payload_too_large")
+    assert not Import.objects.exists()
+
+
+def test_import__get_and_head_405_on_the_segment_path(api, segment, problem):
+    problem(api.get(URL), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("path", ["999999", "abc", "1.5", "99999999999999999999999"])
+def test_import_detail__unknown_id__404(api, segment, problem, path):
+    problem(api.get(f"/api/v1/imports/{path}/"), 404, "not_found")
+
+
+def test_import_detail__read_only_token__may_read(segment, api, read_only_token):
+    created = post(api).json()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {read_only_token}")
+
+    assert client.get(f"/api/v1/imports/{created['id']}/").json()["id"] == created["id"]
+
+
+def test_import__storage_cannot_take_the_file__503_nothing_queued(api, segment, problem, settings, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    settings.MEDIA_ROOT = blocker  # storage cannot make folders under a file
+
+    problem(post(api), 503, "service_unavailable")
+    assert not Import.objects.exists()
+
+
+def test_import__ttl_over_two_to_the_31_seconds__taken_and_applied(api, segment):
+    response = post(api, b"1\n", url=URL + "?ttl_seconds=3000000000")
+
+    assert response.status_code == 202
+    assert import_run(response.json()["id"]).added == 1
+    assert Import.objects.get().ttl_seconds == 3_000_000_000
+
+
+def test_import__ttl_over_100_years__400(api, segment, problem):
+    problem(post(api, url=URL + "?ttl_seconds=3200000000"), 400, "validation_error")
