@@ -26,7 +26,7 @@ GUNICORN_CONFIGS = [
 ]
 PRODUCTION = "production HTTPS settings"
 # The parts measured on the main dataset (`--db`); the imports build a database of their own.
-MAIN_DATASET_PARTS = {"servers", "endpoints", "metrics", "batch", "latency", "bulk", "report", "webhooks"}
+MAIN_DATASET_PARTS = {"servers", "endpoints", "metrics", "batch", "latency", "bulk", "report", "webhooks", "events"}
 GRANIAN = ServerConfig("granian 2×4", "granian", workers=2, threads=4)
 
 
