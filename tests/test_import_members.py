@@ -45,6 +45,9 @@ class Command:
                 stdin=given,
                 stdout=subprocess.PIPE,
                 stderr=writer,
+                # Ctrl-C is a SIGINT: a shell's background job (CI, say) starts with it ignored, and the child
+                # would inherit that; a terminal's command has it.
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
         os.close(writer)
         self.thread = threading.Thread(target=self._read, args=(reader,), daemon=True)
