@@ -75,7 +75,10 @@ def copy_sql(query: HistoryQuery, *, detail: bool) -> tuple[str, list]:
 
 def copy_csv(out: BinaryIO, sql: str, params: list, using: str = "default") -> int:
     """Write the rows of `sql` to `out` as `;`-separated CSV; return how many."""
-    with connections[using].cursor() as cursor:
+    connection = connections[using]
+    # The raw cursor's errors are psycopg's own: wrapped, they are Django's DatabaseError like any
+    # query's (a replica that goes away mid-COPY is then read again from the primary).
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         raw = cursor.cursor  # psycopg 3: the parameters are bound client-side, as COPY needs
         with raw.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, DELIMITER ';')", params) as copy:
             for data in copy:

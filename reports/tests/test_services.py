@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from core.errors import UserNotFound
@@ -282,6 +283,14 @@ def test_copy_csv__any_rows__same_bytes_as_the_streamed_lines(utc, db):
         assert export.copy_csv(copied, *export.copy_sql(query, detail=detail)) == 3000
         fallback = b"".join(data for data, _ in export.chunks(export.lines(query, detail=detail)))
         assert copied.getvalue() == fallback
+
+
+def test_copy_csv__query_fails__django_database_error(db):
+    """core/replica.read reads again from the primary on Django's DatabaseError: COPY's errors must be it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = '50ms'")
+    with pytest.raises(OperationalError):
+        export.copy_csv(io.BytesIO(), "SELECT pg_sleep(1)", [])
 
 
 def test_history_csv__expiries_either_side_of_midnight__each_in_its_months_report(utc, member):
