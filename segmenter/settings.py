@@ -296,7 +296,8 @@ PROCRASTINATE_WORKER_DEFAULTS = {
 SEGMENTER_WEBHOOK_ALLOW_PRIVATE = env.bool("SEGMENTER_WEBHOOK_ALLOW_PRIVATE", default=False)
 SEGMENTER_WEBHOOK_RETRY_HOURS = env.float("SEGMENTER_WEBHOOK_RETRY_HOURS", default=24.0)
 # The event log keeps an event this many days at least, and until every webhook has received it
-# (events/services/received.py); the worker deletes the rest every 10 minutes.
+# (events/services/received.py); the worker deletes the rest every 10 minutes, and webhook messages
+# delivered more than this many days ago with their delivery attempts.
 SEGMENTER_EVENT_RETENTION_DAYS = env.float("SEGMENTER_EVENT_RETENTION_DAYS", default=7.0)
 if SEGMENTER_EVENT_RETENTION_DAYS < 0:
     raise ImproperlyConfigured("SEGMENTER_EVENT_RETENTION_DAYS must be 0 or more")

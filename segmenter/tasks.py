@@ -8,7 +8,7 @@ from procrastinate import exceptions, jobs
 from procrastinate.contrib.django import app
 
 from core.jobs import EXPIRY_SWEEP, job_round
-from events.services.received import events_purge
+from events.services.received import events_purge, messages_purge
 from reports.services import reports_purge
 from segments.services import history_partitions_ensure, memberships_expire
 
@@ -20,6 +20,7 @@ JOBS = {
     "purge_reports": reports_purge,  # report files older than SEGMENTER_REPORT_TTL_HOURS
     "history_partitions": history_partitions_ensure,  # history's monthly partitions, created ahead
     "purge_events": events_purge,  # events past SEGMENTER_EVENT_RETENTION_DAYS that every webhook has received
+    "purge_messages": messages_purge,  # webhook messages delivered before SEGMENTER_EVENT_RETENTION_DAYS
 }
 
 
@@ -45,6 +46,12 @@ def history_partitions(timestamp: int) -> int:
 @app.task(name="purge_events", queueing_lock="purge_events", lock="purge_events")
 def purge_events(timestamp: int) -> int:
     return job_round("purge_events", JOBS["purge_events"])
+
+
+@app.periodic(cron="5-59/10 * * * *", periodic_id="purge_messages")  # every 10 minutes, between purge_events
+@app.task(name="purge_messages", queueing_lock="purge_messages", lock="purge_messages")
+def purge_messages(timestamp: int) -> int:
+    return job_round("purge_messages", JOBS["purge_messages"])
 
 
 @app.periodic(cron="* * * * * */5", periodic_id="retry_stalled_jobs")  # every 5 s

@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
-from events.models import Event, Webhook
+from events.models import Delivery, Event, Message, Webhook
 from events.services import received
 from events.services.delivery import webhook_deliver_next
 from events.services.log import events_sequence
@@ -157,3 +157,27 @@ def test_purge_history__before_a_month__the_event_log_too_within_the_retention(u
     call_command("purge_history", "--before", "2024-06", stdout=out)
     assert "event log: 2 events removed" in out.getvalue()
     assert positions() == [3, 4]
+
+
+def test_purge_messages__delivered_before_the_retention__go_with_their_attempts(receiver, monkeypatch):
+    monkeypatch.setattr(received, "MESSAGES_PURGE_CHUNK", 2)
+    webhook = webhook_create(url=receiver.url)
+    for slug in "ABCDE":  # a message each: B's delivered at its second attempt, E's not (it failed)
+        segments_created(slug)
+        receiver.failures = 1 if slug in "BE" else 0
+        deliver(webhook)
+        if slug == "B":
+            time.sleep(1.1)  # the retry is due after 1 s
+            deliver(webhook)
+    messages = list(Message.objects.order_by("id"))
+    assert [bool(message.delivered_at) for message in messages] == [True, True, True, True, False]
+    Message.objects.filter(pk__in=[m.pk for m in messages[:3] + messages[4:]]).update(
+        delivered_at=F("delivered_at") - timedelta(days=8), created_at=F("created_at") - timedelta(days=8)
+    )
+    assert Delivery.objects.filter(message=messages[1]).count() == 2  # B failed once, then delivered
+    with CaptureQueriesContext(connection) as queries:
+        assert received.messages_purge() == 3  # A, B and C: D is young, E undelivered
+    assert len([query for query in queries if "DELETE FROM events_message" in query["sql"]]) == 2
+    assert list(Message.objects.order_by("id")) == messages[3:]
+    assert set(Delivery.objects.values_list("message_id", flat=True)) == {messages[3].pk, messages[4].pk}
+    assert received.messages_purge() == 0

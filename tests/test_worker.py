@@ -81,7 +81,8 @@ def test_worker__through_pgbouncer_in_transaction_mode__sweeps_numbers_and_deliv
         assert [(event["type"], event.get("source")) for event in receiver.events()] == [
             ("segment.created", None), ("membership.added", "api"), ("membership.removed", "ttl")
         ]  # fmt: skip
-        assert wait_for(lambda: worker.jobs("purge_events") and worker.jobs("history_partitions"), 30)
+        ran = ("purge_events", "purge_messages", "history_partitions")
+        assert wait_for(lambda: all(worker.jobs(job) for job in ran), 30)
         assert worker.stop() == 0
     finally:
         bouncer.stop()

@@ -1,4 +1,5 @@
-"""What each webhook has received: the event log's retention and the backlog gauges of /metrics go by it.
+"""What each webhook has received: the event log's retention and the backlog gauges of /metrics go by it;
+delivered messages, with their delivery attempts, are kept as long as events are.
 
 A webhook has received every event up to its *received position*: its `last_position` (the last
 position put into one of its messages), or, while an events message of it is undelivered, the
@@ -61,11 +62,8 @@ def events_purge(*, before=None) -> int:
     every webhook has received or does not need; returns how many. Chunks of PURGE_CHUNK events in
     position order, each its own statement; it stops at the first chunk holding a younger event (positions
     follow time but for the length of a transaction: what it leaves goes in a later run)."""
+    cutoff = _retention_cutoff(before)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT now() - %s * interval '1 day'", [settings.SEGMENTER_EVENT_RETENTION_DAYS])
-        (cutoff,) = cursor.fetchone()
-        if before is not None:
-            cutoff = min(cutoff, before)
         after, deleted = 0, 0
         while True:
             cursor.execute(PURGE_SQL, {"after": after, "chunk": PURGE_CHUNK, "before": cutoff})
@@ -74,6 +72,41 @@ def events_purge(*, before=None) -> int:
             if last is None or young:
                 return deleted
             after = last
+
+
+MESSAGES_PURGE_CHUNK = 1_000  # messages deleted per statement, each its own short transaction
+
+# One chunk: the oldest delivered messages delivered before %(before)s, with their delivery attempts.
+# Undelivered messages stay whatever their age: they are what a webhook has not received (and replays).
+MESSAGES_PURGE_SQL = """
+WITH old AS (
+    SELECT id FROM events_message WHERE delivered_at < %(before)s ORDER BY id LIMIT %(chunk)s
+),
+attempts AS (DELETE FROM events_delivery d USING old WHERE d.message_id = old.id)
+DELETE FROM events_message m USING old WHERE m.id = old.id
+"""
+
+
+def messages_purge(*, before=None) -> int:
+    """Delete the messages delivered more than SEGMENTER_EVENT_RETENTION_DAYS ago (and before `before`,
+    when given), with their delivery attempts; returns how many messages. The delivery log of a webhook
+    thus shows the attempts of its undelivered messages and of the last retention period."""
+    cutoff = _retention_cutoff(before)
+    deleted = 0
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(MESSAGES_PURGE_SQL, {"before": cutoff, "chunk": MESSAGES_PURGE_CHUNK})
+            deleted += cursor.rowcount
+            if cursor.rowcount < MESSAGES_PURGE_CHUNK:
+                return deleted
+
+
+def _retention_cutoff(before):
+    """The database's now() less SEGMENTER_EVENT_RETENTION_DAYS, or `before` when that is earlier."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now() - %s * interval '1 day'", [settings.SEGMENTER_EVENT_RETENTION_DAYS])
+        (cutoff,) = cursor.fetchone()
+    return cutoff if before is None else min(cutoff, before)
 
 
 # Per webhook: log positions past its received one (events its filters leave out included, until it
