@@ -209,9 +209,10 @@ class _Stage:
                 "CREATE TEMP TABLE segments_import_lines (n bigint, user_id bigint, expires_at timestamptz)"
             )
             # wrapped: a lost connection mid-COPY is Django's OperationalError, and the job's retry resumes
-            with connection.wrap_database_errors, cursor.copy(
-                "COPY segments_import_lines (n, user_id, expires_at) FROM STDIN"
-            ) as copy:
+            with (
+                connection.wrap_database_errors,
+                cursor.copy("COPY segments_import_lines (n, user_id, expires_at) FROM STDIN") as copy,
+            ):
                 total, invalid, problems = _parse_file(current.file_name, copy, not_before)
             if invalid:
                 transaction.set_rollback(True)
