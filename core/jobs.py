@@ -1,7 +1,11 @@
 """Background jobs: each run logged as one JSON line; the task queue's worker (segmenter/tasks.py, events/tasks.py)."""
 
+import asyncio
+import logging
+import signal
 import time
 from collections.abc import Callable
+from contextlib import suppress
 
 from django.db import connection
 
@@ -9,6 +13,10 @@ from core import telemetry
 from core.db import CLOCK
 
 EXPIRY_SWEEP = "expire_memberships"  # the job whose last run /metrics reports
+RESTART_DELAYS = (1, 2, 5, 10, 30)  # seconds before the worker starts again, growing with stops in a row
+RESTART_RESET_SECONDS = 60  # a worker that ran this long before it stopped starts again after the first delay
+
+logger = logging.getLogger(__name__)
 
 
 def job_round(job: str, run: Callable[[], int]) -> int:
@@ -43,8 +51,50 @@ def jobs_run_once(jobs: dict[str, Callable[[], int]], *, report: Callable[[str],
 def worker_run(*, concurrency: int) -> None:
     """Run the task queue's worker (every app's tasks.py, periodic jobs included) until SIGTERM or SIGINT.
 
-    procrastinate's worker needs an asynchronous connection of its own (psycopg 3's), on the same database.
+    procrastinate's worker stops by itself when its database goes away (its listener or periodic deferrer
+    fails, say on a PostgreSQL restart), and cannot start while the database is down: both are logged and
+    the worker starts again after RESTART_DELAYS, so the process (and `make run` with it) outlives the
+    restart. Only a signal ends it. The worker needs an asynchronous connection pool of its own (psycopg
+    3's), on the same database, opened afresh for each start.
     """
+    asyncio.run(_worker_until_signal(concurrency))
+
+
+async def _worker_until_signal(concurrency: int) -> None:
     from procrastinate.contrib.django import app
 
-    app.with_connector(app.connector.get_worker_connector()).run_worker(concurrency=concurrency)
+    app = app.with_connector(app.connector.get_worker_connector())
+    stopping = asyncio.Event()
+    running: asyncio.Task | None = None
+
+    def stop() -> None:  # cancelling the worker's task is its graceful stop: running jobs finish first
+        stopping.set()
+        if running is not None:
+            running.cancel()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop)
+    quick = 0  # stops in a row after a short run
+    while not stopping.is_set():
+        started = time.monotonic()
+        running = asyncio.create_task(_worker_once(app, concurrency))
+        try:
+            await running
+        except asyncio.CancelledError:
+            if not stopping.is_set():
+                raise
+        except Exception:
+            logger.exception("the worker could not run")
+        if stopping.is_set():
+            break
+        quick = 0 if time.monotonic() - started >= RESTART_RESET_SECONDS else quick + 1
+        delay = RESTART_DELAYS[min(quick, len(RESTART_DELAYS) - 1)]
+        logger.warning("the worker stopped without a signal (its database went away?): starting again in %s s", delay)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), delay)
+
+
+async def _worker_once(app, concurrency: int) -> None:
+    async with app.open_async():
+        await app.run_worker_async(concurrency=concurrency, install_signal_handlers=False)

@@ -90,6 +90,28 @@ def test_worker__through_pgbouncer_in_transaction_mode__sweeps_numbers_and_deliv
     assert {line["status"] for line in worker.lines if "job" in line} == {"ok"}
 
 
+def test_worker__postgresql_down_at_start_and_restarted__same_process_goes_on_and_stops_on_sigterm(
+    cluster, start_worker
+):
+    """procrastinate's worker stops by itself when its database goes away; `manage.py worker` starts it
+    again (core/jobs.py), so neither a database still starting nor a restart ends the process."""
+    cluster.stop("fast")
+    worker = start_worker(DATABASE_URL=cluster.url)
+    time.sleep(3)
+    assert worker.process.poll() is None, worker.lines[-5:]
+    cluster.start()
+    assert wait_for(lambda: worker.jobs("expire_memberships"), 40), worker.lines[-5:]
+
+    cluster.stop("fast")
+    time.sleep(2)
+    before = len(worker.jobs("expire_memberships"))
+    cluster.start()
+    assert wait_for(lambda: len(worker.jobs("expire_memberships")) >= before + 3, 40), worker.lines[-5:]
+    assert worker.process.poll() is None
+    assert any("starting again" in line.get("message", "") for line in worker.lines)
+    assert worker.stop() == 0
+
+
 def test_worker__two_workers__each_tick_runs_once(start_worker):
     first, second = start_worker(), start_worker()
     assert wait_for(lambda: len(first.jobs("expire_memberships") + second.jobs("expire_memberships")) >= 6, 30)
