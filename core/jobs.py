@@ -68,6 +68,8 @@ async def _worker_until_signal(concurrency: int) -> None:
     running: asyncio.Task | None = None
 
     def stop() -> None:  # cancelling the worker's task is its graceful stop: running jobs finish first
+        if stopping.is_set():
+            return  # a second signal (make run's Ctrl-C sends SIGINT, then SIGTERM) does not cut that short
         stopping.set()
         if running is not None:
             running.cancel()
