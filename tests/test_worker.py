@@ -100,13 +100,13 @@ def test_worker__postgresql_down_at_start_and_restarted__same_process_goes_on_an
     time.sleep(3)
     assert worker.process.poll() is None, worker.lines[-5:]
     cluster.start()
-    assert wait_for(lambda: worker.jobs("expire_memberships"), 40), worker.lines[-5:]
+    assert wait_for(lambda: worker.jobs("expire_memberships"), 60), worker.lines[-5:]
 
     cluster.stop("fast")
     time.sleep(2)
     before = len(worker.jobs("expire_memberships"))
     cluster.start()
-    assert wait_for(lambda: len(worker.jobs("expire_memberships")) >= before + 3, 40), worker.lines[-5:]
+    assert wait_for(lambda: len(worker.jobs("expire_memberships")) >= before + 3, 60), worker.lines[-5:]
     assert worker.process.poll() is None
     assert any("starting again" in line.get("message", "") for line in worker.lines)
     assert worker.stop() == 0
