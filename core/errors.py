@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from procrastinate.exceptions import ConnectorException
 from rest_framework import exceptions
 from rest_framework.response import Response
 
@@ -172,8 +173,9 @@ def exception_handler(exc, context) -> Response:
             (str(exc.default_code), "Error"),
         )
         return problem_response(exc.status_code, code, title, str(exc.detail), headers=headers)
-    if isinstance(exc, OperationalError | InterfaceError):
-        logger.warning("database unavailable: %s", exc)
+    # The task queue's connector raises its own exception for a database error, such as when a request queues a job.
+    if isinstance(exc, OperationalError | InterfaceError | ConnectorException):
+        logger.warning("database unavailable: %s", exc.__cause__ or exc)
         return problem_response(503, "service_unavailable", "Service unavailable", "The database is unavailable.")
     if isinstance(exc, DatabaseError):
         logger.exception("database error")

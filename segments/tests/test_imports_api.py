@@ -1,6 +1,9 @@
 """POST /api/v1/segments/{slug}/imports/ and GET /api/v1/imports/{id}/ (API.md, "Big segments")."""
 
+import psycopg
 import pytest
+from django.conf import settings
+from django.db import connection
 from rest_framework.test import APIClient
 
 from segments.models import Import, Membership, Segment
@@ -166,6 +169,18 @@ def test_import__storage_cannot_take_the_file__503_nothing_queued(api, segment, 
 
     problem(post(api), 503, "service_unavailable")
     assert not Import.objects.exists()
+
+
+def test_import__task_queue_cannot_take_the_job__503_nothing_stored(api, segment, problem):
+    """The job is queued in the import's transaction, through the task queue's own connector (whose errors
+    are not Django's): its table locked by another session past the statement timeout is a 503."""
+    with psycopg.connect(**connection.get_connection_params()) as other:
+        other.execute("LOCK TABLE procrastinate_jobs IN ACCESS EXCLUSIVE MODE")
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = '300ms'")
+        problem(post(api), 503, "service_unavailable")
+    assert not Import.objects.exists()
+    assert not list((settings.MEDIA_ROOT / import_files.IMPORTS_DIR).glob("*"))  # the stored body is deleted
 
 
 def test_import__ttl_over_two_to_the_31_seconds__taken_and_applied(api, segment):
