@@ -2,7 +2,6 @@
 method and a body, with a writing token, a read-only token and none: only the documented
 method/token pairs change anything, and HEAD answers as GET without a body."""
 
-import hashlib
 import io
 import json
 import re
@@ -110,20 +109,33 @@ def _documented() -> set[tuple[str, str]]:
     return operations | {(path, "HEAD") for path, method in operations if method == "GET"}
 
 
+# Everything a request could change in the database: (model, the columns that count; None: every column).
+FINGERPRINTED = [
+    (User, None),
+    (Segment, None),
+    (Membership, None),
+    (HistoryEvent, None),
+    (Webhook, None),
+    (Message, ["id", "msg_id"]),
+    (Import, ["id", "status", "body_sha256"]),
+    (ApiToken, ["id", "name", "key_hash", "read_only"]),
+    (get_user_model(), ["id", "username", "password", "is_staff"]),
+]
+# One query for all of them (about 1,900 requests, each fingerprinted before and after).
+FINGERPRINT_SQL = "SELECT md5(concat_ws('|', {}))".format(
+    ", ".join(
+        f"(SELECT string_agg(({'t' if columns is None else ', '.join(f't.{c}' for c in columns)})::text, ','"
+        f" ORDER BY t.{model._meta.pk.column}) FROM {model._meta.db_table} t)"
+        for model, columns in FINGERPRINTED
+    )
+)
+
+
 def _fingerprint() -> str:
     """A digest of everything a request could change in the database."""
-    tables = [
-        User.objects.order_by("pk").values_list(),
-        Segment.objects.order_by("pk").values_list(),
-        Membership.objects.order_by("pk").values_list(),
-        HistoryEvent.objects.order_by("pk").values_list(),
-        Webhook.objects.order_by("pk").values_list(),
-        Message.objects.order_by("pk").values_list("pk", "msg_id"),
-        Import.objects.order_by("pk").values_list("pk", "status", "body_sha256"),
-        ApiToken.objects.order_by("pk").values_list("pk", "name", "key_hash", "read_only"),
-        get_user_model().objects.order_by("pk").values_list("pk", "username", "password", "is_staff"),
-    ]
-    return hashlib.sha256(repr([list(rows) for rows in tables]).encode()).hexdigest()
+    with connection.cursor() as cursor:
+        cursor.execute(FINGERPRINT_SQL)
+        return cursor.fetchone()[0]
 
 
 def _report_files() -> set[str]:
