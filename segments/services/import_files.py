@@ -30,6 +30,11 @@ READ_BYTES = 1 << 20
 # objects for a 1 MiB block of ids), so the worker's memory stays flat whatever the file's size.
 LINES_READ_BYTES = 64 << 10
 FORMATS = {"text/csv": "csv", "application/json": "json"}
+# ijson's C parser crashes the process, rather than raising, on an integer of more digits than Python
+# converts (4,300 by default): a JSON body with a longer run of digits is refused before it is parsed.
+MAX_DIGITS = 1_000
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))  # digits to "0", the rest to " "
+_TOO_MANY_DIGITS = b"0" * (MAX_DIGITS + 1)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,22 @@ class _HashingReader:
         return data
 
 
+class _DigitRuns:
+    """The body as read, refused (400) at a run of more than MAX_DIGITS digits, even across reads."""
+
+    def __init__(self, body) -> None:
+        self.body = body
+        self.tail = b""  # the digits that end what was read so far, as "0"s, up to MAX_DIGITS
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.body.read(size)
+        digits = self.tail + data.translate(_DIGITS_ONLY)
+        if _TOO_MANY_DIGITS in digits:
+            raise ValidationFailed({"user_ids": [f"More than {MAX_DIGITS} digits in a row: a user id has at most 19."]})
+        self.tail = digits[len(digits.rstrip(b"0")) :]
+        return data
+
+
 def _too_many_lines() -> BodyTooLarge:
     return BodyTooLarge(f"An import file has at most {MAX_LINES:,} lines.", max_lines=MAX_LINES)
 
@@ -112,7 +133,7 @@ def _json_lines(reader: _HashingReader, spool) -> int:
     (`"7"`, `1.5`, `true`, `{…}`), which the line parser then refuses with its item number."""
     lines, seen, buffer = 0, False, []
     try:
-        for prefix, event, value in ijson.parse(reader, use_float=False):
+        for prefix, event, value in ijson.parse(_DigitRuns(reader), use_float=False):
             if prefix == "":
                 if event == "map_key":
                     if value != "user_ids":
@@ -135,6 +156,8 @@ def _json_lines(reader: _HashingReader, spool) -> int:
                     buffer.clear()
     except ijson.JSONError as exc:
         raise MalformedJson(f"JSON parse error - {str(exc)[:200]}") from None
+    except ArithmeticError:  # a number ijson cannot make a Decimal of, such as 1e9999999999999999999
+        raise ValidationFailed({"user_ids": ["A number out of range: a user id has at most 19 digits."]}) from None
     if not seen:
         raise ValidationFailed({"user_ids": ["This field is required."]})
     spool.write(b"".join(buffer))

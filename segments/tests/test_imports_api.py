@@ -124,6 +124,31 @@ def test_import__bad_json__400(api, segment, problem, body, code):
     assert not Import.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"user_ids": [' + b"9" * 5000 + b"]}",  # the JSON parser crashed the process on it
+        b'{"user_ids": [-' + b"9" * 5000 + b"]}",
+        b'{"user_ids": [' + b"1," * 32461 + b"9" * 1200 + b"]}",  # 600 digits in each of two 64 KiB reads
+        b'{"user_ids": ["' + b"9" * 1001 + b'"]}',
+    ],
+)
+def test_import__json_run_of_over_1000_digits__400_before_parsing(api, segment, problem, body):
+    assert "1000 digits" in problem(post(api, body, "application/json"), 400, "validation_error")["detail"]
+    assert not Import.objects.exists()
+
+
+def test_import__json_number_of_1000_digits__taken_the_line_fails(api, segment):
+    created = post(api, b'{"user_ids": [' + b"9" * 1000 + b"]}", "application/json").json()
+
+    assert import_run(created["id"]).invalid_lines == [{"line": 1, "error": "longer than 200 characters"}]
+
+
+def test_import__json_exponent_out_of_decimal_range__400(api, segment, problem):
+    problem(post(api, b'{"user_ids": [1e9999999999999999999]}', "application/json"), 400, "validation_error")
+    assert not Import.objects.exists()
+
+
 def test_import__body_over_200_mib__413_unread(api, segment, problem):
     response = post(api, b"1\n", CONTENT_LENGTH=str(200 * 1024 * 1024 + 1))
 
