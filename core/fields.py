@@ -70,6 +70,16 @@ class JSONNumberField(serializers.DecimalField):
         return super().to_internal_value(data)
 
 
+class QueryIntegerField(serializers.IntegerField):
+    """An integer in a query string: ASCII digits only (int() would also take `+5`, ` 5`, `1_000`,
+    `5.0` and other scripts' digits such as `١٢`)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not data.isascii() or not data.isdigit():
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class JSONIntegerField(serializers.IntegerField):
     """A v1 integer such as `ttl_seconds`: a JSON integer only (no string, no 10.0)."""
 

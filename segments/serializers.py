@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.fields import JSONIntegerField, JSONNumberField, SlugField, SlugListField, UserIdField
+from core.fields import JSONIntegerField, JSONNumberField, QueryIntegerField, SlugField, SlugListField, UserIdField
 from core.serializers import StrictSerializer
 from segments.services.memberships import MAX_TTL_SECONDS, AddItem
 
@@ -113,7 +113,7 @@ class ImportRequestSerializer(StrictSerializer):
     """The query of an import: how to apply the file."""
 
     mode = serializers.ChoiceField(choices=["add", "remove", "replace"], required=False, default="add")
-    ttl_seconds = serializers.IntegerField(min_value=1, max_value=MAX_TTL_SECONDS, required=False, default=None)
+    ttl_seconds = QueryIntegerField(min_value=1, max_value=MAX_TTL_SECONDS, required=False, default=None)
 
 
 class InvalidLineSerializer(serializers.Serializer):

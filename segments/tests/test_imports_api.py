@@ -103,7 +103,21 @@ def test_import__unknown_segment__404_bad_slug__400(api, segment, problem):
 
 
 @pytest.mark.parametrize(
-    "query", ["?mode=merge", "?ttl_seconds=0", "?ttl_seconds=abc", "?ttl_seconds=1.5", "?colour=red"]
+    "query",
+    [
+        "?mode=merge",
+        "?ttl_seconds=0",
+        "?ttl_seconds=abc",
+        "?ttl_seconds=1.5",
+        "?colour=red",
+        # int() takes all of these; a query string's integer is ASCII digits only
+        "?ttl_seconds=60.0",
+        "?ttl_seconds=%2B60",
+        "?ttl_seconds=%2060",
+        "?ttl_seconds=1_000",
+        "?ttl_seconds=%D9%A1%D9%A2",  # Arabic-Indic digits
+        "?ttl_seconds=%EF%BC%91",  # a fullwidth digit
+    ],
 )
 def test_import__bad_query__400(api, segment, problem, query):
     problem(post(api, url=URL + query), 400, "validation_error")
