@@ -160,9 +160,9 @@ class SegmentViewSet(viewsets.GenericViewSet):
         if media_type not in IMPORT_FORMATS:
             raise exceptions.UnsupportedMediaType(media_type, "Send text/csv or application/json.")
         query = validated(ImportRequestSerializer, request.query_params.dict())
-        key = request.headers.get("Idempotency-Key", "")
-        if len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable() or not key.isascii():
-            message = f"At most {IDEMPOTENCY_KEY_MAX} printable ASCII characters."
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX and key.isprintable() and key.isascii()):
+            message = f"1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters."
             raise exceptions.ValidationError({"Idempotency-Key": [message]})
         started, created = services.import_create(
             slug=slug,
@@ -171,7 +171,7 @@ class SegmentViewSet(viewsets.GenericViewSet):
             mode=query["mode"],
             ttl_seconds=query["ttl_seconds"],
             actor=actor_of(request),
-            idempotency_key=key,
+            idempotency_key=key or "",
         )
         location = request.build_absolute_uri(reverse("import-detail", args=[started.pk]))
         return Response(

@@ -78,7 +78,7 @@ def test_import__idempotency_key__same_request_200_same_import_other_request_422
     assert Import.objects.count() == 1
 
 
-@pytest.mark.parametrize("key", ["k" * 256, "tab\there", "ключ"])
+@pytest.mark.parametrize("key", ["k" * 256, "tab\there", "ключ", ""])
 def test_import__bad_idempotency_key__400(api, segment, problem, key):
     problem(post(api, HTTP_IDEMPOTENCY_KEY=key), 400, "validation_error")
     assert not Import.objects.exists()
