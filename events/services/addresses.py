@@ -24,6 +24,8 @@ def url_parts(url: str) -> tuple[str, str, int]:
         raise AddressRefused("The URL must be http:// or https:// with a host.")
     if parts.username or parts.password:
         raise AddressRefused("The URL may not carry a user name or password.")
+    if port == 0:  # no server listens there; `port or default` would send to the default port instead
+        raise AddressRefused("The URL's port must be 1 to 65535.")
     return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 

@@ -20,7 +20,14 @@ def test_create__public_url__201_with_a_whsec_secret_shown_once(api, webhook):
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1/x", "http://10.1.2.3/", "http://169.254.169.254/", "http://[::1]/", "ftp://93.184.215.14/"],
+    [
+        "http://127.0.0.1/x",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/",
+        "http://[::1]/",
+        "ftp://93.184.215.14/",
+        "http://93.184.215.14:0/",  # was taken, and delivered to port 80
+    ],
 )
 def test_create__private_loopback_link_local_or_not_http__400_nothing_created(api, problem, url):
     problem(api.post("/api/v1/webhooks/", {"url": url}, format="json"), 400, "validation_error")
