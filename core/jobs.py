@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 
-from django.db import connection
+from asgiref.sync import sync_to_async
+from django.db import connection, connections
 
 from core import telemetry
 from core.db import CLOCK
@@ -98,5 +99,9 @@ async def _worker_until_signal(concurrency: int) -> None:
 
 
 async def _worker_once(app, concurrency: int) -> None:
+    # The periodic deferrer queues jobs through Django's connection, in the one thread asgiref keeps for
+    # thread-sensitive calls; after a restart of the database that connection is closed, and only a job's
+    # clean-up would replace it. Closed here, the deferrer's first query after a restart opens a new one.
+    await sync_to_async(connections.close_all, thread_sensitive=True)()
     async with app.open_async():
         await app.run_worker_async(concurrency=concurrency, install_signal_handlers=False)

@@ -102,8 +102,9 @@ def test_worker__postgresql_down_at_start_and_restarted__same_process_goes_on_an
     cluster.start()
     assert wait_for(lambda: worker.jobs("expire_memberships"), 60), worker.lines[-5:]
 
+    time.sleep(12)
     cluster.stop("fast")
-    time.sleep(2)
+    time.sleep(4)
     before = len(worker.jobs("expire_memberships"))
     cluster.start()
     assert wait_for(lambda: len(worker.jobs("expire_memberships")) >= before + 3, 60), worker.lines[-5:]
