@@ -38,10 +38,25 @@ def address_resolve(host: str, port: int) -> str:
     addresses = [info[4][0] for info in infos]
     if not settings.SEGMENTER_WEBHOOK_ALLOW_PRIVATE:
         for address in addresses:
-            ip = ipaddress.ip_address(address.split("%")[0])
-            if not ip.is_global or ip.is_multicast:
+            if not _public(ipaddress.ip_address(address.split("%")[0])):
                 raise AddressRefused(f"The host {host} resolves to a private, loopback or link-local address.")
     return addresses[0]
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix: the last 32 bits are an IPv4 address
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """A global unicast address, and so is any IPv4 address an IPv6 one carries (mapped, 6to4, Teredo,
+    NAT64), which Python's `is_global` does not look into: 2002:7f00:1:: reaches 127.0.0.1 through 6to4."""
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if ip.version == 6:
+        embedded = [ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None]
+        if ip in NAT64:
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        return all(_public(inner) for inner in embedded if inner is not None)
+    return True
 
 
 def url_check(url: str) -> None:

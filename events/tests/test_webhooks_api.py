@@ -27,6 +27,8 @@ def test_create__public_url__201_with_a_whsec_secret_shown_once(api, webhook):
         "http://[::1]/",
         "ftp://93.184.215.14/",
         "http://93.184.215.14:0/",  # was taken, and delivered to port 80
+        "http://[2002:7f00:1::]/",  # 6to4 of 127.0.0.1: Python's is_global says yes
+        "http://[64:ff9b::a01:203]/",  # NAT64 of 10.1.2.3
     ],
 )
 def test_create__private_loopback_link_local_or_not_http__400_nothing_created(api, problem, url):
