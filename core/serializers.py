@@ -1,5 +1,6 @@
 """Serializers shared by every app: the problem body and a base that refuses unknown fields."""
 
+from django.http import QueryDict
 from rest_framework import serializers
 
 
@@ -47,7 +48,15 @@ def problems(*statuses: int) -> dict:
 
 
 def validated(serializer_class, data) -> dict:
-    """Validate request data with an input serializer; a ValidationError becomes a 400 problem."""
+    """Validate request data with an input serializer; a ValidationError becomes a 400 problem.
+
+    A query string (a QueryDict) may give each parameter once: `?mode=add&mode=replace` is a 400, where
+    taking either value would guess (and the last one may be the destructive one)."""
+    if isinstance(data, QueryDict):
+        repeated = sorted(name for name, values in data.lists() if len(values) > 1)
+        if repeated:
+            raise serializers.ValidationError({name: ["Given more than once."] for name in repeated})
+        data = data.dict()
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data

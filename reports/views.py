@@ -59,7 +59,7 @@ class UserHistoryView(GenericAPIView):
     )
     def get(self, request, user_id):
         user_id = user_id_from(self.kwargs)
-        period = validated(PeriodQuerySerializer, request.query_params.dict())["period"]
+        period = validated(PeriodQuerySerializer, request.query_params)["period"]
         page = services.user_history(user_id=user_id, period=period, page=self.paginate_queryset)
         return self.get_paginated_response(HistoryEventSerializer(page, many=True).data)
 
@@ -92,7 +92,7 @@ class HistoryCsvView(APIView):
         },
     )
     def get(self, request):
-        data = validated(HistoryCsvQuerySerializer, request.query_params.dict())
+        data = validated(HistoryCsvQuerySerializer, request.query_params)
         query = query_of(data)
         chunks = services.history_csv(query=query, header=data["header"], detail=data["detail"])
         response = StreamingHttpResponse(chunks, content_type=CSV_TYPE)

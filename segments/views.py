@@ -159,7 +159,7 @@ class SegmentViewSet(viewsets.GenericViewSet):
         media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
         if media_type not in IMPORT_FORMATS:
             raise exceptions.UnsupportedMediaType(media_type, "Send text/csv or application/json.")
-        query = validated(ImportRequestSerializer, request.query_params.dict())
+        query = validated(ImportRequestSerializer, request.query_params)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX and key.isprintable() and key.isascii()):
             message = f"1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters."

@@ -76,6 +76,10 @@ def test_history_csv__junk_boolean__validation_error_naming_it(api, boundary, pa
     assert_problem(api.get(CSV_URL, {"from": "2023-08", param: value}), 400, "validation_error", param)
 
 
+def test_history_csv__parameter_given_twice__validation_error_naming_it(api, boundary):
+    assert_problem(api.get(CSV_URL + "?from=2023-08&from=2023-09"), 400, "validation_error", "from")
+
+
 @pytest.mark.parametrize(("params", "field"), BAD_PERIODS)
 def test_history_csv__bad_period__validation_error_naming_field(api, params, field):
     problem = assert_problem(api.get(CSV_URL, params), 400, "validation_error", field)

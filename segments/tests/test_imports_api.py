@@ -117,6 +117,8 @@ def test_import__unknown_segment__404_bad_slug__400(api, segment, problem):
         "?ttl_seconds=1_000",
         "?ttl_seconds=%D9%A1%D9%A2",  # Arabic-Indic digits
         "?ttl_seconds=%EF%BC%91",  # a fullwidth digit
+        "?mode=add&mode=replace",  # repeated: neither is guessed
+        "?ttl_seconds=60&ttl_seconds=60",
     ],
 )
 def test_import__bad_query__400(api, segment, problem, query):
