@@ -27,6 +27,13 @@ def _static_files_without_manifest(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    """Staff users and admin logins hash a password each time: in-process tests use a fast hasher (servers
+    the tests start keep the production one)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _fresh_token_cache():
     token_cache.clear()
     yield

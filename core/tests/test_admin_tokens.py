@@ -8,12 +8,6 @@ from core.models import ApiToken
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    """The admin_client fixture hashes a password per test: a fast hasher keeps the tests quick."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def api_get(token: str) -> int:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")

@@ -11,12 +11,6 @@ from users.models import User
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    """The admin_client fixture hashes a password per test: a fast hasher keeps the tests quick."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def member():
     User.objects.bulk_create([User(id=i) for i in (5, 50, 500)])
