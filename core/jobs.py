@@ -15,7 +15,7 @@ from core.db import CLOCK
 
 EXPIRY_SWEEP = "expire_memberships"  # the job whose last run /metrics reports
 RESTART_DELAYS = (1, 2, 5, 10, 30)  # seconds before the worker starts again, growing with stops in a row
-RESTART_RESET_SECONDS = 60  # a worker that ran this long before it stopped starts again after the first delay
+RESTART_RESET_SECONDS = 10  # a worker that ran this long before it stopped starts again after the first delay
 
 logger = logging.getLogger(__name__)
 
