@@ -480,7 +480,9 @@ def start_worker(database_url):
 class Receiver:
     """A webhook receiver on a free port of 127.0.0.1: records every POST (headers, body); answers 500 to
     the first `failures` ones and, while `hold` is set, waits before answering. With `trickle` set it
-    sends its answer one byte every `trickle` seconds (`trickled` counts them)."""
+    sends its answer one byte every `trickle` seconds (`trickled` counts them). With `delay` it answers
+    that many seconds after the request came; with `body_trickle`, the next answer is a 200 whose headers
+    come at once and whose body then comes one byte every `body_trickle` seconds."""
 
     def __init__(self) -> None:
         self.posts: list[tuple[dict, bytes]] = []
@@ -489,6 +491,8 @@ class Receiver:
         self.arrived = threading.Event()
         self.trickle: float | None = None
         self.trickled = 0
+        self.delay = 0.0
+        self.body_trickle: float | None = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -498,6 +502,10 @@ class Receiver:
                 receiver.arrived.set()
                 while receiver.hold.is_set():
                     time.sleep(0.05)
+                time.sleep(receiver.delay)
+                if receiver.body_trickle is not None:
+                    pause, receiver.body_trickle = receiver.body_trickle, None
+                    return self._trickle_body(pause)
                 failed = receiver.failures > 0
                 receiver.failures -= 1
                 if receiver.trickle is None:
@@ -513,6 +521,19 @@ class Receiver:
                     receiver.trickled += 1
                     time.sleep(receiver.trickle)
 
+            def _trickle_body(self, pause: float) -> None:
+                body = b"ok, but slowly"
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+                self.wfile.flush()
+                for byte in body:
+                    time.sleep(pause)
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:
+                        return  # cut by the sender
+                    receiver.trickled += 1
+
             def log_message(self, *args):
                 pass
 
@@ -526,6 +547,15 @@ class Receiver:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.hold.clear()
+    receiver.server.shutdown()
+
+
+@pytest.fixture
+def slow_receiver() -> Iterator[Receiver]:
+    """A second receiver, for the webhooks of a test that answer slowly (set its `delay`)."""
     receiver = Receiver()
     yield receiver
     receiver.hold.clear()

@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as Signer
 
-from events.models import Delivery, Event, Webhook
+from events.models import Delivery, Event, Message, Webhook
 from events.services.delivery import DELIVERY_LOCK, webhook_deliver_next
 from events.services.log import events_sequence
 from events.services.webhooks import webhook_change, webhook_create
@@ -138,6 +139,30 @@ def test_webhook__receiver_trickles_its_answer__cut_10s_after_the_start(receiver
     (attempt,) = Delivery.objects.filter(message__webhook=webhook)
     assert (attempt.status_code, attempt.error) == (None, "TimeoutError: no whole answer within 10 s")
     assert 10_000 <= attempt.duration_ms < 12_000
+
+
+def test_webhook__2xx_whose_body_trickles_past_the_timeout__failed_then_retried(receiver, settings):
+    settings.SEGMENTER_WEBHOOK_TIMEOUT = 2
+    webhook = webhook_create(url=receiver.url)
+    segment_create(slug="A", actor="t")
+    events_sequence()
+    receiver.body_trickle = 0.5  # headers at once, then 14 bytes of body, one every 0.5 s: 7 s in all
+    started = time.monotonic()
+    assert webhook_deliver_next(webhook.pk) is False
+    assert 2 <= time.monotonic() - started < 4
+    assert 2 <= receiver.trickled <= 5  # cut at 2 s, not read to its end
+    (attempt,) = Delivery.objects.filter(message__webhook=webhook)
+    assert (attempt.status_code, attempt.error) == (None, "TimeoutError: no whole answer within 2 s")
+    message = attempt.message
+    message.refresh_from_db()
+    assert message.delivered_at is None and message.attempts == 1
+    Message.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())  # its retry is due now
+    assert webhook_deliver_next(webhook.pk) is True  # the receiver answers at once this time
+    assert [headers["webhook-id"] for headers, _ in receiver.posts] == [message.msg_id] * 2
+    attempts = Delivery.objects.filter(message__webhook=webhook).order_by("attempt")
+    assert [(a.attempt, a.status_code, a.error) for a in attempts] == [
+        (1, None, "TimeoutError: no whole answer within 2 s"), (2, 204, "")
+    ]  # fmt: skip
 
 
 def delivery_lock_holders(webhook_id: int) -> list[tuple[int, str]]:

@@ -134,8 +134,9 @@ class Deadline:
 
 def message_send(webhook: Webhook, message: Message) -> tuple[int | None, str]:
     """POST the message, signed; (status code or None, error). The connection goes to the address that
-    was checked, whatever the name resolves to a moment later; the whole answer must come within
-    SEGMENTER_WEBHOOK_TIMEOUT seconds of connecting."""
+    was checked, whatever the name resolves to a moment later; the whole answer, its body to the last
+    byte, must come within SEGMENTER_WEBHOOK_TIMEOUT seconds of connecting: a 2xx whose body is cut by
+    the deadline, or ends before its Content-Length, is a failure."""
     try:
         scheme, host, port = url_parts(webhook.url)
         address = address_resolve(host, port)
@@ -159,7 +160,13 @@ def message_send(webhook: Webhook, message: Message) -> tuple[int | None, str]:
     try:
         client.request("POST", target, body=message.body.encode(), headers=headers)
         response = client.getresponse()
-        response.read(65536)
+        while response.read(65536):  # the whole body, kept nowhere; the deadline's cut ends it too
+            pass
+        deadline.close()
+        if deadline.passed:  # cut: what was read is not the whole answer, whatever its status said
+            raise TimeoutError
+        if response.length:  # closed by the receiver before the Content-Length it announced
+            raise http.client.IncompleteRead(b"", response.length)
         return response.status, "" if 200 <= response.status < 300 else f"HTTP {response.status}"
     except (OSError, http.client.HTTPException) as exc:
         if deadline.passed:
