@@ -5,15 +5,22 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connection, connections
 
 from core import telemetry
 from core.db import CLOCK
 
 EXPIRY_SWEEP = "expire_memberships"  # the job whose last run /metrics reports
+JOBS_QUEUE = "default"  # periodic jobs and imports: `--concurrency` slots
+# Jobs that wait on other hosts (webhook deliveries, events/tasks.py) have slots of their own, one for each
+# webhook there may be (SEGMENTER_WEBHOOK_MAX): however slowly receivers answer, they never hold up the
+# jobs above, nor, each webhook sending one message at a time, each other.
+DELIVERY_QUEUE = "deliveries"
 RESTART_DELAYS = (1, 2, 5, 10, 30)  # seconds before the worker starts again, growing with stops in a row
 RESTART_RESET_SECONDS = 10  # a worker that ran this long before it stopped starts again after the first delay
 
@@ -50,7 +57,10 @@ def jobs_run_once(jobs: dict[str, Callable[[], int]], *, report: Callable[[str],
 
 
 def worker_run(*, concurrency: int) -> None:
-    """Run the task queue's worker (every app's tasks.py, periodic jobs included) until SIGTERM or SIGINT.
+    """Run the task queue's worker (every app's tasks.py, periodic jobs included) until SIGTERM or SIGINT:
+    one procrastinate worker with `concurrency` slots on JOBS_QUEUE and one with SEGMENTER_WEBHOOK_MAX slots on
+    DELIVERY_QUEUE, in one process whose thread pool has a thread for every slot (asyncio's default, cores + 4,
+    would let blocked deliveries take the threads the sweep needs). They stop and start again together.
 
     procrastinate's worker stops by itself when its database goes away (its listener or periodic deferrer
     fails, say on a PostgreSQL restart), and cannot start while the database is down: both are logged and
@@ -58,12 +68,14 @@ def worker_run(*, concurrency: int) -> None:
     restart. Only a signal ends it. The worker needs an asynchronous connection pool of its own (psycopg
     3's), on the same database, opened afresh for each start.
     """
-    asyncio.run(_worker_until_signal(concurrency))
+    lanes = {JOBS_QUEUE: concurrency, DELIVERY_QUEUE: settings.SEGMENTER_WEBHOOK_MAX}
+    asyncio.run(_worker_until_signal(lanes))
 
 
-async def _worker_until_signal(concurrency: int) -> None:
+async def _worker_until_signal(lanes: dict[str, int]) -> None:
     from procrastinate.contrib.django import app
 
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(sum(lanes.values()) + 4, "job"))
     app = app.with_connector(app.connector.get_worker_connector())
     stopping = asyncio.Event()
     running: asyncio.Task | None = None
@@ -81,7 +93,7 @@ async def _worker_until_signal(concurrency: int) -> None:
     quick = 0  # stops in a row after a short run
     while not stopping.is_set():
         started = time.monotonic()
-        running = asyncio.create_task(_worker_once(app, concurrency))
+        running = asyncio.create_task(_worker_once(app, lanes))
         try:
             await running
         except asyncio.CancelledError:
@@ -98,10 +110,24 @@ async def _worker_until_signal(concurrency: int) -> None:
             await asyncio.wait_for(stopping.wait(), delay)
 
 
-async def _worker_once(app, concurrency: int) -> None:
+async def _worker_once(app, lanes: dict[str, int]) -> None:
     # The periodic deferrer queues jobs through Django's connection, in the one thread asgiref keeps for
     # thread-sensitive calls; after a restart of the database that connection is closed, and only a job's
     # clean-up would replace it. Closed here, the deferrer's first query after a restart opens a new one.
     await sync_to_async(connections.close_all, thread_sensitive=True)()
     async with app.open_async():
-        await app.run_worker_async(concurrency=concurrency, install_signal_handlers=False)
+        # Each lane's worker runs the periodic deferrer too: a tick is queued once whoever defers it.
+        workers = [
+            asyncio.create_task(
+                app.run_worker_async(queues=[queue], concurrency=slots, name=queue, install_signal_handlers=False)
+            )
+            for queue, slots in lanes.items()
+        ]
+        try:  # one that stops (its database went away) stops the others: they start again together
+            done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for worker in workers:
+                worker.cancel()  # a graceful stop: running jobs finish first
+            await asyncio.gather(*workers, return_exceptions=True)
+        for worker in done:
+            worker.result()  # its exception, if it had one

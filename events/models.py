@@ -54,6 +54,8 @@ class Webhook(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     failing_since = models.DateTimeField(null=True, blank=True)
     last_position = models.BigIntegerField(default=0)
+    # After a slow success, nothing is sent before this (events/services/delivery.py SLOW_FRACTION).
+    paused_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.url

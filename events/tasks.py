@@ -1,12 +1,15 @@
 """The event log's jobs on the task queue: numbering committed events in commit order, then sending them
-to webhooks (one job per webhook at a time: its queueing lock and lock are the webhook's)."""
+to webhooks (one job per webhook at a time: its queueing lock and lock are the webhook's). Deliveries run
+in slots of their own (core/jobs.py DELIVERY_QUEUE), one for each webhook there may be, so no receiver,
+however slow, holds up the sweep, imports or another webhook; the jobs queued in the order they were due
+take turns."""
 
 import time
 
 from procrastinate import exceptions
 from procrastinate.contrib.django import app
 
-from core.jobs import job_round
+from core.jobs import DELIVERY_QUEUE, job_round
 from events.services.delivery import webhook_deliver_next, webhooks_due
 from events.services.log import events_sequence
 
@@ -26,7 +29,7 @@ def sequence_events(timestamp: int) -> int:
     return count
 
 
-@app.task(name="deliver_webhook")
+@app.task(name="deliver_webhook", queue=DELIVERY_QUEUE)
 def deliver_webhook(webhook_id: int) -> int:
     """Send the webhook's due messages, in order, for up to DELIVERY_SECONDS; returns how many were delivered."""
     started, delivered = time.monotonic(), 0

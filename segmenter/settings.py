@@ -302,3 +302,7 @@ SEGMENTER_EVENT_RETENTION_DAYS = env.float("SEGMENTER_EVENT_RETENTION_DAYS", def
 if SEGMENTER_EVENT_RETENTION_DAYS < 0:
     raise ImproperlyConfigured("SEGMENTER_EVENT_RETENTION_DAYS must be 0 or more")
 SEGMENTER_WEBHOOK_TIMEOUT = env.float("SEGMENTER_WEBHOOK_TIMEOUT", default=10.0)
+# At most this many webhooks (enabled or not); each worker process has as many delivery slots, one for each.
+SEGMENTER_WEBHOOK_MAX = env.int("SEGMENTER_WEBHOOK_MAX", default=20)
+if SEGMENTER_WEBHOOK_MAX < 1:
+    raise ImproperlyConfigured("SEGMENTER_WEBHOOK_MAX must be 1 or more")

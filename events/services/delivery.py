@@ -9,6 +9,10 @@ about 17 s, once the dead worker's job is retried (segmenter/tasks.py `retry_sta
 whose host is lost mid-send closes nothing: the server ends its session once it has been idle in
 that transaction for IDLE_FACTOR × the timeout (30 s), which frees the lock for the next worker.
 Receivers de-duplicate by event id.
+
+A success that took more than SLOW_FRACTION of the timeout pauses the webhook for as long again
+(`paused_until`): a receiver that answers slowly is sent to at most half the time, and its slot, its
+database connection and the receiver itself get a rest. A failure waits `retry_delay` instead.
 """
 
 import http.client
@@ -33,6 +37,7 @@ BATCH = 1000  # events per message at most
 IDLE_FACTOR = 3  # the delivery transaction's idle_in_transaction_session_timeout, in timeouts
 MAX_DELAY = 3600.0  # seconds between retries at most
 DELIVERY_LOCK = 71_469  # advisory lock class (the key is the webhook id): one sender per webhook
+SLOW_FRACTION = 0.5  # a success slower than this part of the timeout pauses its webhook as long again
 EVENT_COLUMNS = ("id", "type", "user_id", "segment", "at", "source", "actor", "changes")
 _at = DateTimeField()
 
@@ -191,42 +196,48 @@ def webhook_deliver_next(webhook_id: int) -> bool:
         if not cursor.fetchone()[1]:
             return False
         webhook = Webhook.objects.filter(pk=webhook_id, enabled=True).first()
-        if webhook is None:
+        if webhook is None or (webhook.paused_until is not None and webhook.paused_until > timezone.now()):
             return False
         message = webhook.messages.filter(delivered_at__isnull=True).order_by("id").first() or message_build(webhook)
         if message is None or message.next_attempt_at > timezone.now():
             return False
         started = time.perf_counter()
         status_code, error = message_send(webhook, message)
+        seconds = time.perf_counter() - started
         message.attempts += 1
         Delivery.objects.create(
             message=message,
             attempt=message.attempts,
             status_code=status_code,
             error=error,
-            duration_ms=round((time.perf_counter() - started) * 1000),
+            duration_ms=round(seconds * 1000),
         )
         now = timezone.now()
         delivered = not error
         if delivered:
             message.delivered_at = now
             webhook.failing_since = None
+            if seconds > SLOW_FRACTION * settings.SEGMENTER_WEBHOOK_TIMEOUT:
+                webhook.paused_until = now + timedelta(seconds=seconds)
         else:
             message.next_attempt_at = now + timedelta(seconds=retry_delay(message.attempts))
             webhook.failing_since = webhook.failing_since or now
             if now - webhook.failing_since >= timedelta(hours=settings.SEGMENTER_WEBHOOK_RETRY_HOURS):
                 webhook.enabled = False
         message.save(update_fields=["attempts", "delivered_at", "next_attempt_at"])
-        Webhook.objects.filter(pk=webhook.pk).update(failing_since=webhook.failing_since, enabled=webhook.enabled)
+        Webhook.objects.filter(pk=webhook.pk).update(
+            failing_since=webhook.failing_since, enabled=webhook.enabled, paused_until=webhook.paused_until
+        )
         return delivered
 
 
 def webhooks_due() -> list[int]:
-    """Ids of enabled webhooks with events past their last position or a due undelivered message."""
+    """Ids of enabled webhooks, not paused, with events past their last position or a due undelivered message."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT w.id FROM events_webhook w WHERE w.enabled AND (
+            SELECT w.id FROM events_webhook w
+            WHERE w.enabled AND (w.paused_until IS NULL OR w.paused_until <= now()) AND (
                 EXISTS (SELECT 1 FROM events_message m WHERE m.webhook_id = w.id AND m.delivered_at IS NULL
                         AND m.next_attempt_at <= now())
                 OR w.last_position < (SELECT coalesce(max(position), 0) FROM events_event))

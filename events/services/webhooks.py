@@ -6,6 +6,7 @@ import json
 import secrets
 import uuid
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models.functions import Now
 
@@ -14,6 +15,7 @@ from events.models import Event, Message, Webhook
 from events.services.addresses import AddressRefused, url_check
 
 FIELDS = ("url", "description", "event_types", "segments", "enabled")
+CREATE_LOCK_KEY = 7_146_917_265  # any constant; webhooks are created one at a time, so the cap holds
 
 
 class WebhookNotFound(ServiceError):
@@ -36,9 +38,13 @@ def _url_valid(url: str) -> None:
 
 
 def webhook_create(*, url: str, description: str = "", event_types=(), segments=()) -> Webhook:
-    """A new webhook receiving the events committed from now on."""
+    """A new webhook receiving the events committed from now on; at most SEGMENTER_WEBHOOK_MAX of them."""
     _url_valid(url)
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CREATE_LOCK_KEY])
+        if Webhook.objects.count() >= settings.SEGMENTER_WEBHOOK_MAX:
+            cap = settings.SEGMENTER_WEBHOOK_MAX
+            raise ValidationFailed({"non_field_errors": [f"At most {cap} webhooks: delete one to add another."]})
         cursor.execute("SELECT coalesce(max(position), 0) FROM events_event")
         return Webhook.objects.create(
             url=url,

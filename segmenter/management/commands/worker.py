@@ -9,7 +9,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Run each periodic job once here, then exit")
-        parser.add_argument("--concurrency", type=int, default=4, help="Jobs run at once by this process")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=4,
+            help="Periodic jobs and imports run at once by this process (webhook deliveries have"
+            " SEGMENTER_WEBHOOK_MAX slots of their own)",
+        )
 
     def handle(self, *args, once: bool, concurrency: int, **options):
         if concurrency < 1:
