@@ -3,19 +3,16 @@
 import json
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import DatabaseError, connection, transaction
 
 from core.errors import SegmentNotFound, UserNotFound, ValidationFailed
+from segments.models import EXPIRES_BEFORE
 from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record
 
 MAX_TTL_SECONDS = 100 * 366 * 24 * 3600
-# Every expiry is before this instant. PostgreSQL stores far later ones (and 'infinity'), but Python's
-# datetime ends with year 9999, so such a row could not be read back; the year of margin keeps every
-# expiry readable and printable in any time zone. The database checks it too (membership_expires_at_range).
-EXPIRES_BEFORE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
