@@ -33,6 +33,7 @@ from segments.models import Import, Segment
 from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record
 from segments.services.import_files import import_file_delete, import_file_lines, import_file_receive
+from segments.services.memberships import expiry_problem
 
 logger = logging.getLogger(__name__)
 
@@ -292,8 +293,8 @@ def parse_line(raw: bytes, number: int, not_before: datetime | None) -> tuple[in
         expires_at = None
     if expires_at is None or expires_at.tzinfo is None:
         return f"invalid expires_at {parts[1][:40]!r}: use RFC 3339, e.g. 2030-01-01T00:00:00Z"
-    if not_before is not None and expires_at <= not_before:
-        return f"expires_at {parts[1][:40]!r} is in the past"
+    if problem := expiry_problem(expires_at, not_before=not_before):
+        return f"expires_at {parts[1][:40]!r} {problem}"
     return int(parts[0]), expires_at.isoformat()
 
 

@@ -98,6 +98,20 @@ def test_import_run__invalid_lines__failed_nothing_changed_first_problems_by_lin
     assert members() == {} and not HistoryEvent.objects.exists()
 
 
+def test_import_run__expiry_at_or_past_the_bound__failed_with_those_lines_nothing_changed(segment):
+    """The latest expiry is before 9999-01-01T00:00:00Z, whatever the offset; year 10000 in UTC is never stored."""
+    body = "1,9998-12-31T23:59:59Z\n2,9999-01-01T00:00:00Z\n3,9999-12-31T23:59:59-05:00\n4,9999-01-01T10:00:00+14:00\n"
+
+    done = run(body)
+
+    assert done.status == "failed" and done.error == "2 invalid lines; nothing was changed."
+    assert done.invalid_lines == [
+        {"line": 2, "error": "expires_at '9999-01-01T00:00:00Z' must be before 9999-01-01T00:00:00Z"},
+        {"line": 3, "error": "expires_at '9999-12-31T23:59:59-05:00' must be before 9999-01-01T00:00:00Z"},
+    ]
+    assert members() == {} and not HistoryEvent.objects.exists()
+
+
 def test_import_run__many_invalid_lines__first_twenty_listed_all_counted(segment):
     done = run("x\n" * 50)
 

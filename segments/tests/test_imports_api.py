@@ -67,6 +67,19 @@ def test_import__invalid_lines__failed_import_lists_them(api, segment):
     assert shown["invalid_lines"] == [{"line": 2, "error": "invalid user id 'nope'"}]
 
 
+def test_import__expiry_past_the_bound__failed_nothing_stored_user_page_still_opens(api, segment):
+    created = post(api, b"1,9999-12-31T23:59:59-05:00\n").json()
+    import_run(created["id"])
+
+    shown = api.get(f"/api/v1/imports/{created['id']}/").json()
+
+    assert shown["status"] == "failed"
+    assert shown["invalid_lines"] == [
+        {"line": 1, "error": "expires_at '9999-12-31T23:59:59-05:00' must be before 9999-01-01T00:00:00Z"}
+    ]
+    assert api.get("/api/v1/users/1/").json()["memberships"] == []
+
+
 def test_import__idempotency_key__same_request_200_same_import_other_request_422(api, segment, problem):
     first = post(api, HTTP_IDEMPOTENCY_KEY="batch-7")
     again = post(api, HTTP_IDEMPOTENCY_KEY="batch-7")
