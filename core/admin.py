@@ -1,8 +1,15 @@
-"""API tokens in the admin: made with `token_create` (the token is shown once), read-only flag, revoke."""
+"""API tokens in the admin: made with `token_create` (the token is shown once), read-only flag, revoke. And
+the libraries' admins, re-registered so that each action needs the permission its effect implies."""
 
+import functools
+
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
+from procrastinate.contrib.django.admin import ProcrastinateJobAdmin
+from procrastinate.contrib.django.models import ProcrastinateJob
 
 from core.auth import token_cache, token_create
 from core.models import ApiToken
@@ -52,3 +59,40 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         super().delete_queryset(request, queryset)
         token_cache.clear()
+
+
+def _action_needing(permission: str, action):
+    """A library's admin action, offered only to users with `permission` (Django runs
+    `has_<permission>_permission`); the library declares none, so a user who may only view could run it."""
+
+    @functools.wraps(action)
+    def needing(model_admin, request, queryset):
+        return action(model_admin, request, queryset)
+
+    needing.allowed_permissions = (permission,)
+    return needing
+
+
+class JobAdmin(ProcrastinateJobAdmin):
+    """Retry, cancel and abort change jobs: they need the change permission on jobs. The library's admin
+    answers no to `has_change_permission` for everyone (its forms are read-only), so the actions ask the
+    user's own permission."""
+
+    actions = [_action_needing("run_jobs", action) for action in ProcrastinateJobAdmin.actions]
+
+    def has_run_jobs_permission(self, request) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+
+class LoginAttemptAdmin(AccessAttemptAdmin):
+    """Without the library's "clean up expired attempts": it failed on every request (it reads an attribute
+    only a login request carries) and needed no permission. Deleting attempts (delete permission) or
+    `manage.py axes_reset` lifts lockouts."""
+
+    actions = ()
+
+
+admin.site.unregister(ProcrastinateJob)
+admin.site.register(ProcrastinateJob, JobAdmin)
+admin.site.unregister(AccessAttempt)
+admin.site.register(AccessAttempt, LoginAttemptAdmin)

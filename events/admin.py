@@ -25,13 +25,13 @@ class WebhookAdmin(admin.ModelAdmin):
         except services.ValidationFailed as exc:
             self.message_user(request, exc.detail, messages.ERROR)
 
-    @admin.action(description="Enable and replay undelivered events")
+    @admin.action(description="Enable and replay undelivered events", permissions=["change"])
     def enable_and_replay(self, request, queryset):
         for webhook in queryset:
             services.webhook_change(webhook_id=webhook.pk, enabled=True)
         self.message_user(request, f"{queryset.count()} webhook(s) enabled; undelivered events are sent again.")
 
-    @admin.action(description="Send a ping")
+    @admin.action(description="Send a ping", permissions=["change"])
     def send_ping(self, request, queryset):
         for webhook in queryset:
             services.webhook_ping(webhook_id=webhook.pk)
