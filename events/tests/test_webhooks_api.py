@@ -36,6 +36,30 @@ def test_create__private_loopback_link_local_or_not_http__400_nothing_created(ap
     assert not Webhook.objects.exists()
 
 
+# IPv6 forms that carry an IPv4 address and that Python's is_global calls global: each was taken.
+IPV6_CARRYING_IPV4 = [
+    "http://[::127.0.0.1]/",  # ::/96, IPv4-compatible
+    "http://[::7f00:1]/",  # the same address written in hex
+    "http://[::ffff:0:7f00:1]/",  # ::ffff:0:0:0/96, IPv4-translated (SIIT)
+    "http://[::ffff:0:5db8:d70e]/",  # the same form of a public address: refused too, no receiver is there
+    "http://[64:ff9b:1::7f00:1]/",  # 64:ff9b:1::/48, local-use NAT64
+    "http://[64:ff9b:1:7f00:0:100::]/",  # 127.0.0.1 where a /48 NAT64 prefix puts it
+    "http://[::ffff:127.0.0.1]/",  # ::ffff:0:0/96, IPv4-mapped (refused before too)
+]
+
+
+@pytest.mark.parametrize("url", IPV6_CARRYING_IPV4)
+def test_create__ipv6_form_carrying_an_ipv4_address__400_nothing_created(api, problem, url):
+    body = problem(api.post("/api/v1/webhooks/", {"url": url}, format="json"), 400, "validation_error")
+    assert "private" in body["errors"]["url"][0]
+    assert not Webhook.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["http://[::ffff:93.184.215.14]/", "http://[64:ff9b::5db8:d70e]/"])
+def test_create__ipv6_mapped_or_nat64_of_a_public_address__201(api, url):
+    assert api.post("/api/v1/webhooks/", {"url": url}, format="json").status_code == 201
+
+
 def test_create__private_allowed_by_setting__201(api, settings):
     settings.SEGMENTER_WEBHOOK_ALLOW_PRIVATE = True
     assert api.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:9/"}, format="json").status_code == 201
