@@ -71,7 +71,7 @@ def test_management__read_only_token__403_even_to_read(read_only_token, anon, pr
     problem(anon.post("/api/v1/webhooks/", {"url": URL}, format="json"), 403, "permission_denied")
 
 
-def test_patch__fields_and_enabled__changed(api, webhook):
+def test_patch__fields_and_enabled__changed(api, webhook, segment):
     Webhook.objects.filter(pk=webhook["id"]).update(enabled=False)
     body = {"description": "crm", "segments": ["S1"], "event_types": [], "enabled": True}
     changed = api.patch(f"/api/v1/webhooks/{webhook['id']}/", body, format="json").json()
@@ -86,6 +86,37 @@ def test_patch__fields_and_enabled__changed(api, webhook):
 def test_patch__invalid__400_unchanged(api, problem, webhook, body):
     problem(api.patch(f"/api/v1/webhooks/{webhook['id']}/", body, format="json"), 400, "validation_error")
     assert Webhook.objects.get(pk=webhook["id"]).url == URL
+
+
+def test_create__unknown_segment__404_segment_not_found_nothing_created(api, problem, segment):
+    body = {"url": URL, "segments": ["S1", "NOPE", "ALSO_NOPE"]}
+    assert problem(api.post("/api/v1/webhooks/", body, format="json"), 404, "segment_not_found")["slugs"] == [
+        "ALSO_NOPE", "NOPE"
+    ]  # fmt: skip
+    assert not Webhook.objects.exists()
+
+
+def test_patch__unknown_segment__404_segment_not_found_unchanged(api, problem, webhook):
+    response = api.patch(f"/api/v1/webhooks/{webhook['id']}/", {"segments": ["NOPE"]}, format="json")
+    assert problem(response, 404, "segment_not_found")["slugs"] == ["NOPE"]
+    assert Webhook.objects.get(pk=webhook["id"]).segments == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"segments": ["bad slug!"]},
+        {"segments": "S1"},
+        {"event_types": "membership.added"},
+        {"event_types": ["nope"]},
+        {"url": "http://93.184.215.14/" + "x" * 2000},
+        {"description": "x" * 501},
+    ],
+)
+def test_create__invalid_field__400_naming_it_nothing_created(api, problem, body):
+    response = api.post("/api/v1/webhooks/", {"url": URL, **body}, format="json")
+    assert set(problem(response, 400, "validation_error")["errors"]) == set(body)
+    assert not Webhook.objects.exists()
 
 
 def test_ping__202_and_a_ping_message_queued(api, webhook):
