@@ -1,27 +1,62 @@
-"""Per-token request rates (DRF throttles), counted in the shared cache so that every server
-process sees the same count. The rates are settings read at each request."""
+"""Per-client request rates (SEGMENTER_REPORT_RATE, SEGMENTER_WRITE_RATE), counted in PostgreSQL.
+
+Each check is one statement on the primary (core/sql/rate_hit.sql): an upsert of the client's count in
+its current window, returning the new count. However requests are spread over server processes,
+threads and connections, at most `limit` are accepted per window; no session state, so it works
+behind a pooler in transaction mode. Windows that ended are deleted by the `purge_rates` job.
+"""
+
+import math
+from pathlib import Path
 
 from django.conf import settings
+from django.db import connection
 from rest_framework.permissions import SAFE_METHODS
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 
 from core.auth import Client
 from core.client_ip import client_ip
+from core.rates import rate_parse
+
+RATE_HIT = (Path(__file__).parent / "sql" / "rate_hit.sql").read_text()
+MAX_IDENT = 100  # characters of a client address in a key (a proxy's X-Forwarded-For entry may be longer)
 
 
-class TokenRateThrottle(SimpleRateThrottle):
+def rate_hit(*, key: str, rate: str) -> float | None:
+    """Count one request of `key` against `rate` (`30/min`); None when accepted, else seconds until the window ends."""
+    limit, window = rate_parse(rate)
+    with connection.cursor() as cursor:
+        cursor.execute(RATE_HIT, {"key": key, "window": window, "limit": limit})
+        count, seconds_left = cursor.fetchone()
+    return None if count <= limit else max(seconds_left, 0.0)
+
+
+def rate_counts_purge() -> int:
+    """Delete the counts of windows that ended; returns how many."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM segmenter_ratecount WHERE window_end <= statement_timestamp()")
+        return cursor.rowcount
+
+
+class TokenRateThrottle(BaseThrottle):
     """Counts requests per API token (per client address when token checks are off)."""
 
+    scope = ""
     setting = ""
 
-    def get_rate(self) -> str | None:
-        return getattr(settings, self.setting)
-
-    def get_cache_key(self, request, view) -> str:
+    def allow_request(self, request, view) -> bool:
+        rate = getattr(settings, self.setting)
+        if rate is None:
+            return True
         client = request.user
         token_id = client.token_id if isinstance(client, Client) else None
-        ident = f"token-{token_id}" if token_id is not None else client_ip(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+        ident = f"token-{token_id}" if token_id is not None else f"ip-{client_ip(request)[:MAX_IDENT]}"
+        self.seconds_left = rate_hit(key=f"{self.scope}:{ident}", rate=rate)
+        return self.seconds_left is None
+
+    def wait(self) -> int:
+        """Retry-After: whole seconds until the window ends, at least 1."""
+        return max(1, math.ceil(self.seconds_left))
 
 
 class ReportThrottle(TokenRateThrottle):

@@ -3,9 +3,13 @@
 import json
 
 import pytest
+from django.db import connection
 from django.test import RequestFactory
 
 from core.auth import token_create
+from core.models import RateCount
+from core.rates import rate_parse
+from core.throttles import rate_counts_purge, rate_hit
 from segmenter import hot_path
 from segments.services import segment_create
 from users.services import user_register
@@ -55,3 +59,31 @@ def test_fast_lane__write_rate_set__leaves_patches_to_django(token, user_and_seg
     settings.SEGMENTER_WRITE_RATE = "100/min"
     request = RequestFactory().patch("/api/v1/users/42/segments/", body, content_type="application/json", **headers)
     assert hot_path._patch_answer(request.environ) is None
+
+
+def test_rate_counts_purge__ended_windows_only():
+    rate_hit(key="writes:ended", rate="5/min")
+    rate_hit(key="writes:current", rate="5/min")
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE segmenter_ratecount SET window_end = now() - interval '1 s' WHERE key = 'writes:ended'")
+    assert rate_counts_purge() == 1
+    assert list(RateCount.objects.values_list("key", "count")) == [("writes:current", 1)]
+
+
+def test_rate_hit__over_the_limit__refused_until_the_window_ends():
+    assert [rate_hit(key="k", rate="2/10s") is None for _ in range(4)] == [True, True, False, False]
+    assert 9 < rate_hit(key="k", rate="2/10s") <= 10
+    assert RateCount.objects.get(key="k").count == 3  # refused requests count up to limit + 1, no further
+
+
+@pytest.mark.parametrize("text", ["30", "30/", "/min", "30/week", "30/0s", "-1/min", "30/min ", "1.5/s"])
+def test_rate_parse__not_a_rate__value_error(text):
+    with pytest.raises(ValueError, match="30/min"):
+        rate_parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"), [("30/min", (30, 60)), ("5/10s", (5, 10)), ("1/2hour", (1, 7200)), ("0/d", (0, 86400))]
+)
+def test_rate_parse__rates__limit_and_window(text, rate):
+    assert rate_parse(text) == rate
