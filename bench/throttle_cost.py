@@ -7,8 +7,7 @@ of `--requests`, switching between the rate counted and not in a rotating order,
   set (high enough never to refuse) vs empty;
 - patch, Django: `PATCH /api/v1/users/{id}/segments/` (one add, one remove), SEGMENTER_WRITE_RATE
   set vs empty with the fast lane off (SEGMENTER_FAST_LANE=off): the check's own cost;
-- patch, as served: the same, against the fast lane without a rate: the whole cost of setting the
-  rate, as the fast lane leaves counted writes to Django.
+- patch, as served: the same with the fast lane on, which counts the PATCH it answers.
 
 Each block's wall time per request (PostgreSQL's work included, one connection, nothing in parallel);
 ratios are medians of per-round ratios. Last, the check alone (one statement) in a loop. The database

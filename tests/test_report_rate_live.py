@@ -1,4 +1,4 @@
-"""Report throttling across server processes: one count per token, kept in the database."""
+"""Report and write rates across server processes: one count per token, kept in the database."""
 
 import time
 from collections import Counter
@@ -7,22 +7,20 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from core.auth import token_create
+from segments.services import segment_create
+from users.services import user_register
 
 CSV_URL = "/api/v1/reports/history.csv"
 REPORTS_URL = "/api/v1/reports/"
 
 
-def _flood(server, token: str, requests: int, connections: int) -> tuple[list, float]:
-    """`requests` report requests at once over `connections` sessions; the answers and the seconds they took."""
+def _flood(server, token: str, requests: int, connections: int, request=("POST", REPORTS_URL, {"from": "2026-01"})):
+    """`requests` requests (a report's by default) at once over `connections` sessions; the answers and the
+    seconds they took."""
     sessions = [server.session(token) for _ in range(connections)]
     started = time.monotonic()
     with ThreadPoolExecutor(connections) as pool:
-        answers = list(
-            pool.map(
-                lambda n: server.call(sessions[n % connections], "POST", REPORTS_URL, {"from": "2026-01"}),
-                range(requests),
-            )
-        )
+        answers = list(pool.map(lambda n: server.call(sessions[n % connections], *request), range(requests)))
     return answers, time.monotonic() - started
 
 
@@ -80,3 +78,18 @@ def test_report_rate__after_the_window__accepts_the_rate_again(database_url, gun
             refused = [response for response in answers if response.status_code == 429]
             assert refused, "every request was accepted"
             time.sleep(max(int(response.headers["Retry-After"]) for response in refused))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_write_rate__parallel_patches_over_three_processes__accepts_the_rate_only(database_url, gunicorn):
+    """40 PATCHes at once over 8 connections to 3 processes (the fast lane answers them): 10 accepted."""
+    user_register(user_id=42, actor="t")
+    segment_create(slug="A_SEG", actor="t")
+    token = token_create(name="writer")[1]
+    patch = ("PATCH", "/api/v1/users/42/segments/", {"add": ["A_SEG"]})
+    with gunicorn(database_url(), workers=3, SEGMENTER_WRITE_RATE="10/min") as server:
+        answers, seconds = _flood(server, token, requests=40, connections=8, request=patch)
+        assert server.call(server.session(token), "GET", "/api/v1/users/42/segments/").status_code == 200
+    assert seconds < 60, "the flood outlasted the window: the count below covers two windows"
+    assert Counter(response.status_code for response in answers) == {200: 10, 429: 30}
+    _assert_throttled(answers)

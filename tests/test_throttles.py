@@ -11,6 +11,7 @@ from core.models import RateCount
 from core.rates import rate_parse
 from core.throttles import rate_counts_purge, rate_hit
 from segmenter import hot_path
+from segmenter.wsgi import application
 from segments.services import segment_create
 from users.services import user_register
 
@@ -51,14 +52,25 @@ def test_writes__over_the_write_rate__another_token_still_writes(api, user_and_s
     assert patch(other, "A_SEG").status_code == 200
 
 
-def test_fast_lane__write_rate_set__leaves_patches_to_django(token, user_and_segment, settings):
+@pytest.mark.django_db(transaction=True)  # the served application closes the connection at the request's end
+def test_fast_lane__write_rate_set__counts_each_patch_once_and_leaves_the_refusal_to_django(
+    token, user_and_segment, settings
+):
+    settings.SEGMENTER_WRITE_RATE = "2/min"
     body = json.dumps({"add": ["A_SEG"]}).encode()
     headers = {"HTTP_HOST": "localhost", "HTTP_AUTHORIZATION": f"Bearer {token}"}
-    request = RequestFactory().patch("/api/v1/users/42/segments/", body, content_type="application/json", **headers)
-    assert hot_path._patch_answer(dict(request.environ)) is not None
-    settings.SEGMENTER_WRITE_RATE = "100/min"
-    request = RequestFactory().patch("/api/v1/users/42/segments/", body, content_type="application/json", **headers)
-    assert hot_path._patch_answer(request.environ) is None
+
+    def environ() -> dict:
+        request = RequestFactory().patch("/api/v1/users/42/segments/", body, content_type="application/json", **headers)
+        return dict(request.environ)
+
+    assert [hot_path._patch_answer(environ()) is not None for _ in range(2)] == [True, True]  # the lane answers
+    refused = environ()
+    assert hot_path._patch_answer(refused) is None
+    statuses = []
+    b"".join(application(refused, lambda status, headers, exc_info=None: statuses.append(status)))
+    assert statuses == ["429 Too Many Requests"]
+    assert RateCount.objects.get().count == 3  # Django read the lane's count of the third PATCH
 
 
 def test_rate_counts_purge__ended_windows_only():
