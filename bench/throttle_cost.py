@@ -79,9 +79,10 @@ def main(argv: list[str]) -> None:
         call("PATCH", f"/api/v1/users/{random.randint(1, USERS)}/segments/", body, "200 OK")
 
     off = {"SEGMENTER_REPORT_RATE": None, "SEGMENTER_WRITE_RATE": None}
+    django = {**off, "SEGMENTER_FAST_LANE": False}
     pairs = {
         "report": (report, {**off, "SEGMENTER_REPORT_RATE": NEVER_REFUSED}, off),
-        "patch, Django": (patch, {**off, "SEGMENTER_WRITE_RATE": NEVER_REFUSED}, {**off, "SEGMENTER_FAST_LANE": False}),
+        "patch, Django": (patch, {**django, "SEGMENTER_WRITE_RATE": NEVER_REFUSED}, django),
         "patch, as served": (patch, {**off, "SEGMENTER_WRITE_RATE": NEVER_REFUSED}, off),
     }
 
