@@ -1,6 +1,5 @@
 """Settings, read from the environment (see the configuration table in README.md)."""
 
-import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,6 +8,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from core import local_db
+from core.rates import rate_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -165,10 +165,13 @@ REST_FRAMEWORK = {
 
 
 def _rate(name: str, default: str | None) -> str | None:
-    """A DRF rate such as `30/min` (per second, minute, hour or day); empty means no limit."""
+    """A rate such as `30/min` or `5/10s` (core/rates.py); empty means no limit."""
     value = env.str(name, default=default or "").strip()
-    if value and not re.fullmatch(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
-        raise ImproperlyConfigured(f"{name} must look like 30/min (per s, min, hour or day), not {value!r}")
+    if value:
+        try:
+            rate_parse(value)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {exc}") from None
     return value or None
 
 
@@ -181,8 +184,8 @@ SEGMENTER_REPORT_TTL_HOURS = env.float("SEGMENTER_REPORT_TTL_HOURS", default=24.
 if SEGMENTER_REPORT_MAX_ROWS < 1 or SEGMENTER_REPORT_TTL_HOURS <= 0:
     raise ImproperlyConfigured("SEGMENTER_REPORT_MAX_ROWS and SEGMENTER_REPORT_TTL_HOURS must be positive")
 
-# Throttle counts must be shared by every server process: a table in the database
-# (created by migration segmenter/0002).
+# Django's cache, shared by every server process: a table in the database (created by migration
+# segmenter/0002). The rates' counts are not kept here but in segmenter_ratecount (core/throttles.py).
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
