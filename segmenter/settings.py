@@ -148,6 +148,11 @@ API_LARGE_BODY_PATHS = {r"^/api/v1/segments/[^/]+/imports/$": SEGMENTER_IMPORT_M
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # Imports (segments/services/imports.py): the worker applies this many lines per transaction, moving `done`.
 SEGMENTER_IMPORT_CHUNK_LINES = max(1, env.int("SEGMENTER_IMPORT_CHUNK_LINES", default=50_000))
+# The stored files of the imports waiting for the worker (queued or running) hold at most this much; over it
+# an upload is refused with 503 and Retry-After. At least the largest body, so that one always fits.
+SEGMENTER_IMPORT_QUEUE_BYTES = env.int("SEGMENTER_IMPORT_QUEUE_MIB", default=1024) * 1024 * 1024
+if SEGMENTER_IMPORT_QUEUE_BYTES < SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024:
+    raise ImproperlyConfigured("SEGMENTER_IMPORT_QUEUE_MIB must be at least SEGMENTER_IMPORT_MAX_MIB")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.TokenAuthentication"],

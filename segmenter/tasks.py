@@ -11,7 +11,7 @@ from core.jobs import EXPIRY_SWEEP, job_round
 from core.throttles import rate_counts_purge
 from events.services.received import events_purge, messages_purge
 from reports.services import reports_purge
-from segments.services import history_partitions_ensure, memberships_expire
+from segments.services import history_partitions_ensure, import_files_purge, memberships_expire
 
 STALLED_SECONDS = 10  # settings.PROCRASTINATE_WORKER_DEFAULTS: heartbeat every 2 s, stalled after 10 s
 
@@ -23,6 +23,7 @@ JOBS = {
     "purge_events": events_purge,  # events past SEGMENTER_EVENT_RETENTION_DAYS that every webhook has received
     "purge_messages": messages_purge,  # webhook messages delivered before SEGMENTER_EVENT_RETENTION_DAYS
     "purge_rates": rate_counts_purge,  # request counts of rate windows that ended (core/throttles.py)
+    "purge_import_files": import_files_purge,  # import files no unfinished import owns, an hour after written
 }
 
 
@@ -60,6 +61,12 @@ def purge_messages(timestamp: int) -> int:
 @app.task(name="purge_rates", queueing_lock="purge_rates", lock="purge_rates")
 def purge_rates(timestamp: int) -> int:
     return job_round("purge_rates", JOBS["purge_rates"])
+
+
+@app.periodic(cron="* * * * *", periodic_id="purge_import_files")  # every minute
+@app.task(name="purge_import_files", queueing_lock="purge_import_files", lock="purge_import_files")
+def purge_import_files(timestamp: int) -> int:
+    return job_round("purge_import_files", JOBS["purge_import_files"])
 
 
 @app.periodic(cron="* * * * * */5", periodic_id="retry_stalled_jobs")  # every 5 s

@@ -152,6 +152,7 @@ class Import(models.Model):
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     body_sha256 = models.CharField(max_length=64)
     file_name = models.CharField(max_length=255, blank=True, default="")
+    file_bytes = models.BigIntegerField(default=0)  # the stored file's size: the queue's cap counts it while unfinished
     total = models.BigIntegerField(null=True, blank=True)  # user id lines in the file, once checked
     done = models.BigIntegerField(default=0)
     added = models.BigIntegerField(default=0)
