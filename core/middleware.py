@@ -1,8 +1,10 @@
 import re
 import time
-from functools import cache
+from functools import cache, partial
 
 from django.conf import settings
+from django.http import HttpResponsePermanentRedirect
+from django.middleware.common import CommonMiddleware
 
 from core import telemetry
 from core.errors import problem_json_response
@@ -80,6 +82,16 @@ class ApiBodyLimitMiddleware:
             request.path, request.META.get("CONTENT_LENGTH"), request.META.get("HTTP_TRANSFER_ENCODING")
         )
         return refusal or self.get_response(request)
+
+
+class MethodKeepingCommonMiddleware(CommonMiddleware):
+    """Django's CommonMiddleware, whose redirects (a path without its trailing slash) answer 308, not 301.
+
+    A client follows a 301 with a GET and no body, so a POST or PATCH to `/api/v1/segments` was answered
+    with the segment list and created nothing; after a 308 the client repeats the same method and body.
+    """
+
+    response_redirect_class = partial(HttpResponsePermanentRedirect, preserve_request=True)
 
 
 class HeadWithoutBodyMiddleware:

@@ -68,7 +68,7 @@ KNOWN_MIDDLEWARE = {
     "core.middleware.ApiBodyLimitMiddleware": "the lane takes bodies of at most 64 KiB with a Content-Length",
     "whitenoise.middleware.WhiteNoiseMiddleware": "serves static files only",
     "django.contrib.sessions.middleware.SessionMiddleware": "API views never touch the session",
-    "django.middleware.common.CommonMiddleware": "the lane's URLs resolve as given; PREPEND_WWW and "
+    "core.middleware.MethodKeepingCommonMiddleware": "the lane's URLs resolve as given; PREPEND_WWW and "
     "DISALLOWED_USER_AGENTS turn it off",
     "django.middleware.csrf.CsrfViewMiddleware": "API views are CSRF-exempt (token authentication)",
     "django.contrib.auth.middleware.AuthenticationMiddleware": "API views never read request.user's session",
