@@ -41,7 +41,6 @@ def test_server_lines__start_lost_worker_access_stop__every_line_one_json_object
         ("uvicorn.error", "Started server process"),
         ("gunicorn.error", f"Worker (pid:{lost}) was sent SIGKILL"),
         ("uvicorn.access", "127.0.0.1:"),
-        ("uvicorn.error", "Finished server process"),
         ("gunicorn.error", "Shutting down: Master"),
     ]:
         assert any(name == logger and message.startswith(start) for name, message in said), (logger, start, said)
