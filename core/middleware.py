@@ -1,28 +1,27 @@
 import re
 import time
 from functools import cache, partial
+from http.cookies import SimpleCookie
+from importlib import import_module
 
 from django.conf import settings
-from django.http import HttpResponsePermanentRedirect
+from django.contrib.auth import get_user
+from django.http import HttpRequest, HttpResponsePermanentRedirect
 from django.middleware.common import CommonMiddleware
 
 from core import telemetry
 from core.errors import problem_json_response
 
 
-def api_body_refusal(path: str, content_length: str | None, transfer_encoding: str | None):
-    """The 413 or 411 problem response for an API request whose body is refused unread, else None.
+def body_refusal(path: str, content_length: str | None, transfer_encoding: str | None):
+    """The 413 or 411 problem response refusing a request's body unread, else None; from its headers alone.
 
-    API bodies over 1 MiB are refused (over settings.API_LARGE_BODY_PATHS' limit on those paths),
-    and chunked ones, which carry no Content-Length. The ASGI entry (segmenter/asgi.py) asks the
-    same question to leave such bodies unread too.
+    On every path, a body over 1 MiB is refused, but on settings.LARGE_BODY_PATHS (imports), which take
+    up to their own limit; and a chunked body, which carries no Content-Length. The ASGI entry
+    (segmenter/asgi.py) asks the same question, and `large_body_refusal`, to leave refused bodies unread;
+    BodyLimitMiddleware answers them.
     """
-    if not path.startswith("/api/"):
-        return None
-    try:
-        length = int(content_length or 0)
-    except ValueError:
-        length = 0
+    length = body_length(content_length)
     limit = body_limit(path)
     if length > limit:
         return problem_json_response(
@@ -36,8 +35,51 @@ def api_body_refusal(path: str, content_length: str | None, transfer_encoding: s
     return None
 
 
+def large_body_refusal(path: str, content_length: str | None, authorization: str | None, cookie: str | None):
+    """For a body over 1 MiB (which only a large-body path takes), the 401 or 403 refusing a caller who may
+    not send it, else None: on the API a writing token is needed, in the admin a staff session.
+
+    It reads the database (the token cache, the session), so it is asked only about such bodies.
+    """
+    if body_length(content_length) <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        return None
+    from core.auth import bearer_token, token_cache, token_hash  # needs the models: asgi.py imports this module first
+
+    if path.startswith("/api/"):
+        if not settings.SEGMENTER_AUTH:
+            return None
+        token = bearer_token(authorization or "")
+        client = token_cache.lookup(token_hash(token)) if token else None
+        if client is None:
+            response = problem_json_response(
+                401, "not_authenticated", "Not authenticated", "A writing API token is required to send this body."
+            )
+            response["WWW-Authenticate"] = "Bearer"
+            return response
+        if not client.read_only:
+            return None
+        return problem_json_response(403, "permission_denied", "Permission denied", "This API token is read-only.")
+    request = HttpRequest()
+    key = SimpleCookie(cookie or "").get(settings.SESSION_COOKIE_NAME)
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(key.value if key else None)
+    user = get_user(request)
+    if user.is_active and user.is_staff:  # what the admin asks of every page (AdminSite.has_permission)
+        return None
+    return problem_json_response(
+        403, "permission_denied", "Permission denied", "Sign in to the admin to upload a file over 1 MiB."
+    )
+
+
+def body_length(content_length: str | None) -> int:
+    """The body's length as its Content-Length header gives it (0 when absent or malformed)."""
+    try:
+        return int(content_length or 0)
+    except ValueError:
+        return 0
+
+
 def body_limit(path: str) -> int:
-    """The largest request body the API takes on `path`, in bytes."""
+    """The largest request body taken on `path`, in bytes."""
     return next(
         (limit for pattern, limit in _large_body_paths() if pattern.match(path)), settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     )
@@ -45,7 +87,7 @@ def body_limit(path: str) -> int:
 
 @cache
 def _large_body_paths() -> list[tuple[re.Pattern, int]]:
-    return [(re.compile(pattern), limit) for pattern, limit in getattr(settings, "API_LARGE_BODY_PATHS", {}).items()]
+    return [(re.compile(pattern), limit) for pattern, limit in getattr(settings, "LARGE_BODY_PATHS", {}).items()]
 
 
 class RequestTelemetryMiddleware:
@@ -70,16 +112,18 @@ class RequestTelemetryMiddleware:
         return response
 
 
-class ApiBodyLimitMiddleware:
-    """Refuse API request bodies over 1 MiB before anything reads them (413 problem+json), and chunked
-    bodies (411)."""
+class BodyLimitMiddleware:
+    """Refuse request bodies before anything reads them: over 1 MiB (413) but on the import paths, chunked
+    (411) (`body_refusal`), large from a caller who may not send them (401, 403: `large_body_refusal`)."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
 
     def __call__(self, request):
-        refusal = api_body_refusal(
-            request.path, request.META.get("CONTENT_LENGTH"), request.META.get("HTTP_TRANSFER_ENCODING")
+        meta = request.META
+        refusal = body_refusal(request.path, meta.get("CONTENT_LENGTH"), meta.get("HTTP_TRANSFER_ENCODING"))
+        refusal = refusal or large_body_refusal(
+            request.path, meta.get("CONTENT_LENGTH"), meta.get("HTTP_AUTHORIZATION"), meta.get("HTTP_COOKIE")
         )
         return refusal or self.get_response(request)
 

@@ -65,7 +65,7 @@ KNOWN_MIDDLEWARE = {
     "core.middleware.HeadWithoutBodyMiddleware": "the lane answers GET and PATCH only; HEAD goes to Django",
     "django.middleware.security.SecurityMiddleware": "its headers are run at start; plain HTTP under "
     "SECURE_SSL_REDIRECT goes to Django",
-    "core.middleware.ApiBodyLimitMiddleware": "the lane takes bodies of at most 64 KiB with a Content-Length",
+    "core.middleware.BodyLimitMiddleware": "the lane takes bodies of at most 64 KiB with a Content-Length",
     "whitenoise.middleware.WhiteNoiseMiddleware": "serves static files only",
     "django.contrib.sessions.middleware.SessionMiddleware": "API views never touch the session",
     "core.middleware.MethodKeepingCommonMiddleware": "the lane's URLs resolve as given; PREPEND_WWW and "

@@ -57,7 +57,7 @@ MIDDLEWARE = [
     "core.middleware.HeadWithoutBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "core.middleware.ApiBodyLimitMiddleware",
+    "core.middleware.BodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "core.middleware.MethodKeepingCommonMiddleware",
@@ -142,10 +142,16 @@ STORAGES = {
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "media/"
 
-# Request bodies over 1 MiB are refused with 413 (core.middleware), but for the paths below.
+# Request bodies over 1 MiB are refused with 413 on every path (core.middleware.body_refusal), but on
+# the import paths below (the API's and the admin's upload), and only from a caller with a writing token or
+# a staff session. A body must arrive within SEGMENTER_BODY_TIMEOUT seconds, plus one per MiB (else 408).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 SEGMENTER_IMPORT_MAX_MIB = env.int("SEGMENTER_IMPORT_MAX_MIB", default=200)
-API_LARGE_BODY_PATHS = {r"^/api/v1/segments/[^/]+/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024}
+LARGE_BODY_PATHS = {
+    r"^/api/v1/segments/[^/]+/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
+    r"^/admin/segments/segment/[^/]+/import/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
+}
+SEGMENTER_BODY_TIMEOUT = env.float("SEGMENTER_BODY_TIMEOUT", default=30.0)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # Imports (segments/services/imports.py): the worker applies this many lines per transaction, moving `done`.
 SEGMENTER_IMPORT_CHUNK_LINES = max(1, env.int("SEGMENTER_IMPORT_CHUNK_LINES", default=50_000))
