@@ -1,12 +1,13 @@
 import re
 import time
 from functools import cache, partial
-from http.cookies import SimpleCookie
 from importlib import import_module
 
 from django.conf import settings
 from django.contrib.auth import get_user
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponsePermanentRedirect
+from django.http.cookie import parse_cookie
 from django.middleware.common import CommonMiddleware
 
 from core import telemetry
@@ -37,31 +38,44 @@ def body_refusal(path: str, content_length: str | None, transfer_encoding: str |
 
 def large_body_refusal(path: str, content_length: str | None, authorization: str | None, cookie: str | None):
     """For a body over 1 MiB (which only a large-body path takes), the 401 or 403 refusing a caller who may
-    not send it, else None: on the API a writing token is needed, in the admin a staff session.
+    not send it, else None: on the API a writing token is needed, in the admin a staff session (503 while
+    the database cannot tell).
 
     It reads the database (the token cache, the session), so it is asked only about such bodies.
     """
     if body_length(content_length) <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         return None
+    try:
+        if path.startswith("/api/"):
+            return _token_refusal(authorization or "")
+        return _session_refusal(cookie or "")
+    except DatabaseError:
+        return problem_json_response(503, "service_unavailable", "Service unavailable", "The database is unavailable.")
+
+
+def _token_refusal(authorization: str):
     from core.auth import bearer_token, token_cache, token_hash  # needs the models: asgi.py imports this module first
 
-    if path.startswith("/api/"):
-        if not settings.SEGMENTER_AUTH:
-            return None
-        token = bearer_token(authorization or "")
-        client = token_cache.lookup(token_hash(token)) if token else None
-        if client is None:
-            response = problem_json_response(
-                401, "not_authenticated", "Not authenticated", "A writing API token is required to send this body."
-            )
-            response["WWW-Authenticate"] = "Bearer"
-            return response
-        if not client.read_only:
-            return None
+    if not settings.SEGMENTER_AUTH:
+        return None
+    token = bearer_token(authorization)
+    client = token_cache.lookup(token_hash(token)) if token else None
+    if client is None:
+        response = problem_json_response(
+            401, "not_authenticated", "Not authenticated", "A writing API token is required to send this body."
+        )
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+    if client.read_only:
         return problem_json_response(403, "permission_denied", "Permission denied", "This API token is read-only.")
+    return None
+
+
+def _session_refusal(cookie: str):
     request = HttpRequest()
-    key = SimpleCookie(cookie or "").get(settings.SESSION_COOKIE_NAME)
-    request.session = import_module(settings.SESSION_ENGINE).SessionStore(key.value if key else None)
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(
+        parse_cookie(cookie).get(settings.SESSION_COOKIE_NAME)
+    )
     user = get_user(request)
     if user.is_active and user.is_staff:  # what the admin asks of every page (AdminSite.has_permission)
         return None

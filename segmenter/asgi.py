@@ -7,8 +7,9 @@ Django, segmenter/wsgi.py) in a pool of GUNICORN_THREADS threads per worker proc
 keeps its own database connection. A body that Django would not read is not read here either: none
 without a Content-Length, none that core.middleware refuses from the headers (on every path: over 1 MiB but on the
 import paths, chunked; over 1 MiB from a caller without a writing token or a staff session, a check
-that reads the database, so it runs in the pool). A body that has not arrived within
-SEGMENTER_BODY_TIMEOUT seconds plus one per MiB is answered 408 here, and the connection closed.
+that reads the database, so it runs in the pool). Such a caller, and a body
+that has not arrived within SEGMENTER_BODY_TIMEOUT seconds plus one per MiB (408), are answered here,
+and the connection closed.
 Responses go back as the application yields them (a2wsgi's bounded queue), so streamed CSV
 reports stay streamed; uvicorn drops the body of a HEAD answer.
 """
@@ -20,6 +21,7 @@ from tempfile import SpooledTemporaryFile
 
 from a2wsgi import WSGIMiddleware
 from django.conf import settings
+from django.http import HttpResponse
 
 from core import telemetry
 from core.errors import problem_json_response
@@ -41,10 +43,14 @@ async def application(scope, receive, send) -> None:
     body = SpooledTemporaryFile(max_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)  # noqa: SIM115 - closed below
     try:
         length = await _body_to_read(scope)
+        if isinstance(length, HttpResponse):
+            await _answer(scope, send, length)
+            return
         if length:
             arrived = await _read(receive, body, settings.SEGMENTER_BODY_TIMEOUT + length / MIB)
             if arrived is None:
-                await _send_timeout(scope, send)
+                detail = "The request body did not arrive in time."
+                await _answer(scope, send, problem_json_response(408, "request_timeout", "Request timeout", detail))
                 return
             if not arrived:
                 return  # the client went away before its body arrived
@@ -63,8 +69,9 @@ async def _lifespan(receive, send) -> None:
     await send({"type": "lifespan.shutdown.complete"})
 
 
-async def _body_to_read(scope) -> int:
-    """The length of the body Django will read; 0 when it reads none (then neither does this entry)."""
+async def _body_to_read(scope) -> int | HttpResponse:
+    """The length of the body Django will read, 0 when it reads none (then neither does this entry); or
+    the refusal of a large body's caller, answered here: Django would ask the database again."""
     headers = {name: value.decode("latin-1") for name, value in scope["headers"]}
     path, content_length = scope["path"], headers.get(b"content-length")
     length = body_length(content_length)
@@ -72,8 +79,9 @@ async def _body_to_read(scope) -> int:
         return 0
     if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:  # the caller is looked up in the database: not in the loop
         caller = (path, content_length, headers.get(b"authorization"), headers.get(b"cookie"))
-        if await asyncio.get_running_loop().run_in_executor(_bridge.executor, large_body_refusal, *caller):
-            return 0
+        refusal = await asyncio.get_running_loop().run_in_executor(_bridge.executor, large_body_refusal, *caller)
+        if refusal:
+            return refusal
     return length
 
 
@@ -93,22 +101,23 @@ async def _read(receive, body, seconds: float) -> bool | None:
         return None
 
 
-async def _send_timeout(scope, send) -> None:
-    """408 problem+json for a body too slow to arrive; Django never sees the request."""
+async def _answer(scope, send, response: HttpResponse) -> None:
+    """Answer a request whose body stays unread, without Django, and close the connection."""
     started = time.perf_counter()
     given = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"x-request-id"), "")
     request_id = telemetry.request_id({"HTTP_X_REQUEST_ID": given})
-    response = problem_json_response(
-        408, "request_timeout", "Request timeout", "The request body did not arrive in time."
-    )
     response[telemetry.REQUEST_ID_HEADER] = request_id
     response["Connection"] = "close"
-    response_headers = [(name.lower().encode(), value.encode("latin-1")) for name, value in response.items()]
-    await send({"type": "http.response.start", "status": 408, "headers": response_headers})
+    headers = [(name.lower().encode(), value.encode("latin-1")) for name, value in response.items()]
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": response.content})
     with telemetry.bound_id(request_id):
         telemetry.request_done(
-            route=telemetry.UNMATCHED, method=scope["method"], status=408, started=started, path=scope["path"]
+            route=telemetry.UNMATCHED,
+            method=scope["method"],
+            status=response.status_code,
+            started=started,
+            path=scope["path"],
         )
 
 
