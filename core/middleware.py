@@ -1,6 +1,6 @@
 import re
 import time
-from functools import cache, partial
+from functools import cache
 from importlib import import_module
 
 from django.conf import settings
@@ -8,7 +8,6 @@ from django.contrib.auth import get_user
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponsePermanentRedirect
 from django.http.cookie import parse_cookie
-from django.middleware.common import CommonMiddleware
 
 from core import telemetry
 from core.errors import problem_json_response
@@ -142,14 +141,23 @@ class BodyLimitMiddleware:
         return refusal or self.get_response(request)
 
 
-class MethodKeepingCommonMiddleware(CommonMiddleware):
-    """Django's CommonMiddleware, whose redirects (a path without its trailing slash) answer 308, not 301.
+class WriteRedirectMiddleware:
+    """A permanent redirect of a write is a 308, not a 301: clients follow a 301 with a GET and no body.
 
-    A client follows a 301 with a GET and no body, so a POST or PATCH to `/api/v1/segments` was answered
-    with the segment list and created nothing; after a 308 the client repeats the same method and body.
+    Django's own redirects are 301s: a path without its trailing slash (CommonMiddleware's
+    APPEND_SLASH) and plain HTTP under SECURE_SSL_REDIRECT (SecurityMiddleware). A `POST
+    /api/v1/segments` was answered with the segment list and created nothing; after a 308 the client
+    repeats the same method and body. GET and HEAD keep their 301.
     """
 
-    response_redirect_class = partial(HttpResponsePermanentRedirect, preserve_request=True)
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code == 301 and request.method not in ("GET", "HEAD"):
+            response.status_code = HttpResponsePermanentRedirect.status_code_preserve_request
+        return response
 
 
 class HeadWithoutBodyMiddleware:

@@ -61,3 +61,18 @@ def test_patch_with_neither_add_nor_remove__400_validation_error(database_url, g
     assert response.json()["code"] == "validation_error"
     assert response.json()["errors"] == {"add": ["Give add, remove or both."]}
     assert not Membership.objects.exists()
+
+
+def test_post_over_plain_http__ssl_redirect__308_keeps_method_and_body(database_url, gunicorn, token):
+    # No TLS here to follow it to: the redirect's status is what tells a client to repeat the POST with its body.
+    with gunicorn(database_url(), workers=1, DJANGO_SECURE_SSL_REDIRECT="true") as server:
+        response = requests.post(
+            f"{server.base_url}/api/v1/segments/",
+            json={"slug": "NEW"},
+            headers={"Authorization": f"Bearer {token}"},
+            allow_redirects=False,
+            timeout=10,
+        )
+    assert response.status_code == 308
+    assert response.headers["Location"] == f"https://127.0.0.1:{server.base_url.rsplit(':', 1)[1]}/api/v1/segments/"
+    assert not Segment.objects.filter(slug="NEW").exists()
