@@ -66,9 +66,10 @@ KNOWN_MIDDLEWARE = {
     "core.middleware.RequestTelemetryMiddleware": "the lane adds the same X-Request-ID and counts, times and "
     "logs its requests with the same core/telemetry.py functions",
     "core.middleware.HeadWithoutBodyMiddleware": "the lane answers GET and PATCH only; HEAD goes to Django",
+    "core.middleware.WriteRedirectMiddleware": "acts only on redirects, which Django makes",
     "django.middleware.security.SecurityMiddleware": "its headers are run at start; plain HTTP under "
     "SECURE_SSL_REDIRECT goes to Django",
-    "core.middleware.ApiBodyLimitMiddleware": "the lane takes bodies of at most 64 KiB with a Content-Length",
+    "core.middleware.BodyLimitMiddleware": "the lane takes bodies of at most 64 KiB with a Content-Length",
     "whitenoise.middleware.WhiteNoiseMiddleware": "serves static files only",
     "django.contrib.sessions.middleware.SessionMiddleware": "API views never touch the session",
     "django.middleware.common.CommonMiddleware": "the lane's URLs resolve as given; PREPEND_WWW and "

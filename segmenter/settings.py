@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from core import local_db
 from core.rates import rate_parse
+from segmenter.log_format import JSON_FORMATTER
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -54,9 +55,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "core.middleware.RequestTelemetryMiddleware",
     "core.middleware.HeadWithoutBodyMiddleware",
+    "core.middleware.WriteRedirectMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "core.middleware.ApiBodyLimitMiddleware",
+    "core.middleware.BodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -141,10 +143,16 @@ STORAGES = {
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "media/"
 
-# Request bodies over 1 MiB are refused with 413 (core.middleware), but for the paths below.
+# Request bodies over 1 MiB are refused with 413 on every path (core.middleware.body_refusal), but on
+# the import paths below (the API's and the admin's upload), and only from a caller with a writing token or
+# a staff session. A body must arrive within SEGMENTER_BODY_TIMEOUT seconds, plus one per MiB (else 408).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 SEGMENTER_IMPORT_MAX_MIB = env.int("SEGMENTER_IMPORT_MAX_MIB", default=200)
-API_LARGE_BODY_PATHS = {r"^/api/v1/segments/[^/]+/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024}
+LARGE_BODY_PATHS = {
+    r"^/api/v1/segments/[^/]+/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
+    r"^/admin/segments/segment/[^/]+/import/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
+}
+SEGMENTER_BODY_TIMEOUT = env.float("SEGMENTER_BODY_TIMEOUT", default=30.0)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # Imports (segments/services/imports.py): the worker applies this many lines per transaction, moving `done`.
 SEGMENTER_IMPORT_CHUNK_LINES = max(1, env.int("SEGMENTER_IMPORT_CHUNK_LINES", default=50_000))
@@ -270,14 +278,7 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "format": "%(levelname)s %(name)s %(message)s",
-            "rename_fields": {"levelname": "level", "name": "logger"},
-            "timestamp": "time",
-        }
-    },
+    "formatters": {"json": JSON_FORMATTER},
     "filters": {"request_id": {"()": "core.telemetry.RequestIdFilter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},

@@ -146,7 +146,7 @@ def twins(member):
         {"add": ["C_SEG"], "remove": ["A_SEG"]},
         {"add": [{"slug": "C_SEG", "ttl_seconds": 3600}, {"slug": "B_SEG"}]},
         {"remove": ["A_SEG", "A_SEG", "C_SEG"]},
-        {},
+        {"add": []},
     ],
 )
 def test_v1_patch__fast_lane__same_response_and_changes_as_django(twins, token, body):
