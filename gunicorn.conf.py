@@ -10,11 +10,14 @@ Every setting can be overridden from the environment.
 """
 
 import glob
+import logging
 import multiprocessing
 import os
 import tempfile
 
 from environ import Env
+
+from segmenter.log_format import JSON_FORMATTER
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
@@ -28,6 +31,21 @@ graceful_timeout = 30
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
+# gunicorn's and uvicorn's own lines (start, workers booted and lost, signals, stop) are JSON objects as
+# the app's are (segmenter/log_format.py), on stderr; uvicorn's worker hands its loggers gunicorn's
+# handlers. Python's warnings are logged too rather than printed, so every line on stderr is JSON.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": JSON_FORMATTER},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "root": {"level": "WARNING", "handlers": ["stderr"]},  # before Django sets up its own LOGGING
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"handlers": ["stderr"] if accesslog else [], "propagate": False},
+    },
+}
+logging.captureWarnings(True)
 # X-Forwarded-Proto is believed only from a trusted proxy (DJANGO_TRUSTED_PROXY=true; docs/security.md),
 # here as in Django's settings: otherwise any client could claim HTTPS.
 _trusted_proxy = os.environ.get("DJANGO_TRUSTED_PROXY", "").strip().lower() in Env.BOOLEAN_TRUE_STRINGS
@@ -39,6 +57,10 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1") if _tru
 METRICS_DIR_PREFIX = "segmenter-metrics-"
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
+
+# Imported once the folder is set (prometheus_client picks its storage at import), and here rather than in
+# child_exit: an import inside the master's signal handling could crash the master while it stopped.
+from prometheus_client import multiprocess  # noqa: E402
 
 
 def _remove_metrics_files() -> None:
@@ -52,8 +74,6 @@ def on_starting(server) -> None:
 
 
 def child_exit(server, worker) -> None:
-    from prometheus_client import multiprocess
-
     multiprocess.mark_process_dead(worker.pid)
 
 

@@ -22,6 +22,7 @@ class ServiceError(Exception):
     status = 400
     code = "bad_request"
     title = "Bad request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str, **extra) -> None:
         super().__init__(detail)
@@ -101,6 +102,18 @@ class ServiceUnavailable(ServiceError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
 
 
+class ImportQueueFull(ServiceError):
+    status, code, title = 503, "import_queue_full", "Import queue full"
+
+    def __init__(self, *, max_bytes: int, retry_after: int) -> None:
+        super().__init__(
+            f"The imports waiting for the worker hold up to {max_bytes:,} bytes, and this one would pass that;"
+            " retry later.",
+            max_bytes=max_bytes,
+        )
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 def problem(status: int, code: str, title: str, detail: str, **extra) -> dict:
     return {"status": status, "code": code, "title": title, "detail": detail, **extra}
 
@@ -151,7 +164,7 @@ _DRF_CODES = [
 
 def exception_handler(exc, context) -> Response:
     if isinstance(exc, ServiceError):
-        return problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        return problem_response(exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, **exc.extra)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -27,3 +27,14 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} finished at {self.finished_at}"
+
+
+class RateCount(models.Model):
+    """Requests of one client in its current window of a rate (core/throttles.py): one row per scope and client."""
+
+    key = models.CharField(max_length=200, primary_key=True)  # the scope and the client: `reports:token-7`
+    window_end = models.DateTimeField()
+    count = models.IntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count} until {self.window_end}"

@@ -34,6 +34,8 @@ PROBLEM_STATUSES = {
     415: "Body is not JSON (unsupported_media_type)",
     422: "An Idempotency-Key used before with another request (idempotency_key_reused)",
     429: "Too many requests with this token (throttled); Retry-After says when to retry",
+    503: "The imports waiting for the worker are at their cap (import_queue_full; Retry-After says when to retry),"
+    " or storage or the database cannot take the request (service_unavailable)",
 }
 
 

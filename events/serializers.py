@@ -1,8 +1,9 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.fields import SlugListField
+from core.fields import MAX_SLUGS, SLUG_RE
 from core.serializers import StrictSerializer
-from events.services.webhooks import EVENT_TYPES
+from events.services.webhooks import EVENT_TYPES, MAX_DESCRIPTION, MAX_URL
 
 
 class JSONBooleanField(serializers.BooleanField):
@@ -29,18 +30,42 @@ class WebhookCreatedSerializer(WebhookSerializer):
     secret = serializers.CharField(help_text="whsec_…: shown only in this answer")
 
 
+# JSON types only: the values are checked by `webhook_fields_check`, the one check for the admin too. These
+# fields carry its rules into the OpenAPI document.
+@extend_schema_field({"type": "string", "format": "uri", "maxLength": MAX_URL})
+class UrlField(serializers.CharField):
+    pass
+
+
+@extend_schema_field({"type": "string", "maxLength": MAX_DESCRIPTION})
+class DescriptionField(serializers.CharField):
+    pass
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string", "enum": EVENT_TYPES}})
+class EventTypeListField(serializers.ListField):
+    child = serializers.CharField()
+
+
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "pattern": f"^{SLUG_RE.pattern}$"}, "maxItems": MAX_SLUGS}
+)
+class SlugTextListField(serializers.ListField):
+    child = serializers.CharField()
+
+
 class WebhookChangeSerializer(StrictSerializer):
     """PATCH: the fields to set; a missing field keeps its value. Empty lists mean all."""
 
-    url = serializers.URLField(max_length=2000, required=False)
-    description = serializers.CharField(max_length=500, allow_blank=True, required=False)
-    event_types = serializers.ListField(child=serializers.ChoiceField(EVENT_TYPES), max_length=10, required=False)
-    segments = SlugListField(required=False)
+    url = UrlField(required=False)
+    description = DescriptionField(allow_blank=True, required=False)
+    event_types = EventTypeListField(required=False)
+    segments = SlugTextListField(required=False)
     enabled = JSONBooleanField(required=False)
 
 
 class WebhookCreateSerializer(WebhookChangeSerializer):
-    url = serializers.URLField(max_length=2000)
+    url = UrlField()
     enabled = None
 
 

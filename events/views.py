@@ -45,7 +45,7 @@ class DeliveryPagination(Pagination):
     create=extend_schema(
         summary="Create a webhook (its secret is shown only here)",
         request=WebhookCreateSerializer,
-        responses={201: WebhookCreatedSerializer, **problems(400, 401, 403, 413, 415)},
+        responses={201: WebhookCreatedSerializer, **problems(400, 401, 403, 404, 413, 415)},
     ),
     partial_update=extend_schema(
         summary="Change or enable a webhook (enabling sends its undelivered events again)",

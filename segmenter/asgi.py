@@ -4,23 +4,32 @@ Slow clients cost no thread: uvicorn reads request lines and headers in its even
 entry reads each request's body there too, into a spooled temporary file (in memory up to 1 MiB,
 on disk beyond), before it hands the complete request to the WSGI application (the fast lane and
 Django, segmenter/wsgi.py) in a pool of GUNICORN_THREADS threads per worker process; each thread
-keeps its own database connection. A body that Django would not read is not read here either:
-none without a Content-Length, none that the API refuses unread (over 1 MiB: 413; chunked: 411).
+keeps its own database connection. A body that Django would not read is not read here either: none
+without a Content-Length, none that core.middleware refuses from the headers (on every path: over 1 MiB but on the
+import paths, chunked; over 1 MiB from a caller without a writing token or a staff session, a check
+that reads the database, so it runs in the pool). Such a caller, and a body
+that has not arrived within SEGMENTER_BODY_TIMEOUT seconds plus one per MiB (408), are answered here,
+and the connection closed.
 Responses go back as the application yields them (a2wsgi's bounded queue), so streamed CSV
 reports stay streamed; uvicorn drops the body of a HEAD answer.
 """
 
+import asyncio
 import os
+import time
 from tempfile import SpooledTemporaryFile
 
 from a2wsgi import WSGIMiddleware
 from django.conf import settings
+from django.http import HttpResponse
 
 from core import telemetry
-from core.middleware import api_body_refusal
+from core.errors import problem_json_response
+from core.middleware import body_length, body_refusal, large_body_refusal
 from segmenter.wsgi import application as wsgi_application
 
 CHUNK = 65_536
+MIB = 1_048_576
 _bridge = WSGIMiddleware(wsgi_application, workers=int(os.environ.get("GUNICORN_THREADS", "1")))
 
 
@@ -33,8 +42,18 @@ async def application(scope, receive, send) -> None:
         return
     body = SpooledTemporaryFile(max_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)  # noqa: SIM115 - closed below
     try:
-        if _django_reads_body(scope) and not await _read(receive, body):
-            return  # the client went away before its body arrived
+        length = await _body_to_read(scope)
+        if isinstance(length, HttpResponse):
+            await _answer(scope, send, length)
+            return
+        if length:
+            arrived = await _read(receive, body, settings.SEGMENTER_BODY_TIMEOUT + length / MIB)
+            if arrived is None:
+                detail = "The request body did not arrive in time."
+                await _answer(scope, send, problem_json_response(408, "request_timeout", "Request timeout", detail))
+                return
+            if not arrived:
+                return  # the client went away before its body arrived
         body.seek(0)
         await _bridge(scope, _replay(body), send)
     finally:
@@ -50,21 +69,56 @@ async def _lifespan(receive, send) -> None:
     await send({"type": "lifespan.shutdown.complete"})
 
 
-def _django_reads_body(scope) -> bool:
+async def _body_to_read(scope) -> int | HttpResponse:
+    """The length of the body Django will read, 0 when it reads none (then neither does this entry); or
+    the refusal of a large body's caller, answered here: Django would ask the database again."""
     headers = {name: value.decode("latin-1") for name, value in scope["headers"]}
-    length = headers.get(b"content-length")
-    return bool(length) and api_body_refusal(scope["path"], length, headers.get(b"transfer-encoding")) is None
+    path, content_length = scope["path"], headers.get(b"content-length")
+    length = body_length(content_length)
+    if not length or body_refusal(path, content_length, headers.get(b"transfer-encoding")):
+        return 0
+    if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:  # the caller is looked up in the database: not in the loop
+        caller = (path, content_length, headers.get(b"authorization"), headers.get(b"cookie"))
+        refusal = await asyncio.get_running_loop().run_in_executor(_bridge.executor, large_body_refusal, *caller)
+        if refusal:
+            return refusal
+    return length
 
 
-async def _read(receive, body) -> bool:
-    """Copy the request body into `body`; False when the client disconnected first."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return False
-        body.write(message.get("body", b""))
-        if not message.get("more_body", False):
-            return True
+async def _read(receive, body, seconds: float) -> bool | None:
+    """Copy the request body into `body`: True once whole, False when the client disconnected first,
+    None when it did not arrive within `seconds`."""
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return False
+                body.write(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return True
+    except TimeoutError:
+        return None
+
+
+async def _answer(scope, send, response: HttpResponse) -> None:
+    """Answer a request whose body stays unread, without Django, and close the connection."""
+    started = time.perf_counter()
+    given = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"x-request-id"), "")
+    request_id = telemetry.request_id({"HTTP_X_REQUEST_ID": given})
+    response[telemetry.REQUEST_ID_HEADER] = request_id
+    response["Connection"] = "close"
+    headers = [(name.lower().encode(), value.encode("latin-1")) for name, value in response.items()]
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.content})
+    with telemetry.bound_id(request_id):
+        telemetry.request_done(
+            route=telemetry.UNMATCHED,
+            method=scope["method"],
+            status=response.status_code,
+            started=started,
+            path=scope["path"],
+        )
 
 
 def _replay(body):

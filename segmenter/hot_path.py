@@ -7,9 +7,11 @@ plain success case of `GET /api/v1/users/{id}/segments/`, `GET /api/get_user_seg
 and `PATCH /api/v1/users/{id}/segments/`: a token the cache knows (a writing one for the PATCH),
 a well-formed id, a registered user, no query-string or Accept variations, an allowed host, HTTPS
 when SECURE_SSL_REDIRECT asks for it, and for the PATCH a JSON body of at most 64 KiB that
-`MembershipsPatchSerializer` accepts. It runs the same selector or service (one query each; the
-token comes from the cache) and returns the same status, headers and body as Django would; the
-headers come from Django's own header middleware, run once at start on a sample response. Anything
+`MembershipsPatchSerializer` accepts and, when SEGMENTER_WRITE_RATE is set, a count within it (counted
+once by core/throttles.py, which Django's throttle then reads if the lane leaves the request to it).
+It runs the same selector or service (one query each; the token comes from the cache) and returns
+the same status, headers and body as Django would; the headers come from Django's own header
+middleware, run once at start on a sample response. Anything
 else (a missing or unknown token, a malformed id or body, an unknown user or segment, a database
 error, plain HTTP under SECURE_SSL_REDIRECT) goes to Django unchanged, which answers it exactly as
 before: a PATCH that failed changed nothing, and Django reads its body again. Each request that
@@ -42,6 +44,7 @@ from core import replica, telemetry
 from core.auth import ANONYMOUS, Client, bearer_token, token_cache, token_hash
 from core.fields import MAX_USER_ID
 from core.parsers import JSONParser
+from core.throttles import WriteThrottle, request_rate_hit
 from segments.selectors import user_segment_slugs
 from segments.serializers import MembershipsChangeSerializer, MembershipsPatchSerializer
 from segments.services import memberships_update
@@ -63,9 +66,10 @@ KNOWN_MIDDLEWARE = {
     "core.middleware.RequestTelemetryMiddleware": "the lane adds the same X-Request-ID and counts, times and "
     "logs its requests with the same core/telemetry.py functions",
     "core.middleware.HeadWithoutBodyMiddleware": "the lane answers GET and PATCH only; HEAD goes to Django",
+    "core.middleware.WriteRedirectMiddleware": "acts only on redirects, which Django makes",
     "django.middleware.security.SecurityMiddleware": "its headers are run at start; plain HTTP under "
     "SECURE_SSL_REDIRECT goes to Django",
-    "core.middleware.ApiBodyLimitMiddleware": "the lane takes bodies of at most 64 KiB with a Content-Length",
+    "core.middleware.BodyLimitMiddleware": "the lane takes bodies of at most 64 KiB with a Content-Length",
     "whitenoise.middleware.WhiteNoiseMiddleware": "serves static files only",
     "django.contrib.sessions.middleware.SessionMiddleware": "API views never touch the session",
     "django.middleware.common.CommonMiddleware": "the lane's URLs resolve as given; PREPEND_WWW and "
@@ -188,8 +192,6 @@ def _patch(environ) -> Answer | str:
     match = V1_PATH.fullmatch(environ.get("PATH_INFO", ""))
     if match is None or environ.get("QUERY_STRING"):
         return "not a fast-lane URL"
-    if config.writes_throttled:
-        return "writes are throttled (SEGMENTER_WRITE_RATE): Django counts them"
     if "HTTP_TRANSFER_ENCODING" in environ:
         return "a chunked body: Django answers 411"
     if environ.get("CONTENT_TYPE") != "application/json" or environ.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT:
@@ -212,6 +214,13 @@ def _patch(environ) -> Answer | str:
         return client
     if client.read_only:
         return "a read-only token"
+    if settings.SEGMENTER_WRITE_RATE is not None:  # counted as Django would, after the token's checks
+        try:
+            refused = _write_rate_hit(environ, client)
+        except Exception as exc:  # noqa: BLE001 - Django answers the same request with its own error handling
+            return f"the database failed ({type(exc).__name__})"
+        if refused:
+            return "over SEGMENTER_WRITE_RATE: Django answers 429 with this count"
     body = environ["wsgi.input"].read(int(length))
     environ["wsgi.input"] = io.BytesIO(body)  # for Django, if it answers instead
     try:
@@ -225,6 +234,15 @@ def _patch(environ) -> Answer | str:
     except Exception as exc:  # noqa: BLE001 - nothing changed; Django answers the same request with its own errors
         return f"the service refused it ({type(exc).__name__})"
     return headers, _json(_CHANGE.to_representation(change))
+
+
+def _write_rate_hit(environ, client: Client) -> bool:
+    """Count the write against SEGMENTER_WRITE_RATE as WriteThrottle does (it reads this count if Django answers
+    the request); True when refused."""
+    request = HttpRequest()
+    request.META = environ
+    scope, rate = WriteThrottle.WRITES, settings.SEGMENTER_WRITE_RATE
+    return request_rate_hit(scope=scope, rate=rate, client=client, request=request) is not None
 
 
 def _recycle_old_connection() -> None:
@@ -243,7 +261,6 @@ class _Config:
     allowed_hosts: list[str]
     auth: bool
     https_only: bool
-    writes_throttled: bool
     headers: dict[tuple[str, bool], list[tuple[str, str]]]  # by (v1 or seed, is the request HTTPS)
     routes: dict[str, str]  # v1 or seed: the URL name Django's metrics and logs give its requests
 
@@ -279,7 +296,6 @@ def _read_config() -> _Config | None:
         allowed_hosts=list(settings.ALLOWED_HOSTS),
         auth=settings.SEGMENTER_AUTH,
         https_only=settings.SECURE_SSL_REDIRECT,
-        writes_throttled=settings.SEGMENTER_WRITE_RATE is not None,
         headers={
             (kind, secure): _headers(allow[kind], secure, SAMPLE_PATH[kind])
             for kind in allow

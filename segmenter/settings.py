@@ -1,6 +1,5 @@
 """Settings, read from the environment (see the configuration table in README.md)."""
 
-import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,6 +8,8 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from core import local_db
+from core.rates import rate_parse
+from segmenter.log_format import JSON_FORMATTER
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -54,9 +55,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "core.middleware.RequestTelemetryMiddleware",
     "core.middleware.HeadWithoutBodyMiddleware",
+    "core.middleware.WriteRedirectMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "core.middleware.ApiBodyLimitMiddleware",
+    "core.middleware.BodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -141,13 +143,24 @@ STORAGES = {
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "media/"
 
-# Request bodies over 1 MiB are refused with 413 (core.middleware), but for the paths below.
+# Request bodies over 1 MiB are refused with 413 on every path (core.middleware.body_refusal), but on
+# the import paths below (the API's and the admin's upload), and only from a caller with a writing token or
+# a staff session. A body must arrive within SEGMENTER_BODY_TIMEOUT seconds, plus one per MiB (else 408).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 SEGMENTER_IMPORT_MAX_MIB = env.int("SEGMENTER_IMPORT_MAX_MIB", default=200)
-API_LARGE_BODY_PATHS = {r"^/api/v1/segments/[^/]+/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024}
+LARGE_BODY_PATHS = {
+    r"^/api/v1/segments/[^/]+/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
+    r"^/admin/segments/segment/[^/]+/import/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
+}
+SEGMENTER_BODY_TIMEOUT = env.float("SEGMENTER_BODY_TIMEOUT", default=30.0)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # Imports (segments/services/imports.py): the worker applies this many lines per transaction, moving `done`.
 SEGMENTER_IMPORT_CHUNK_LINES = max(1, env.int("SEGMENTER_IMPORT_CHUNK_LINES", default=50_000))
+# The stored files of the imports waiting for the worker (queued or running) hold at most this much; over it
+# an upload is refused with 503 and Retry-After. At least the largest body, so that one always fits.
+SEGMENTER_IMPORT_QUEUE_BYTES = env.int("SEGMENTER_IMPORT_QUEUE_MIB", default=1024) * 1024 * 1024
+if SEGMENTER_IMPORT_QUEUE_BYTES < SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024:
+    raise ImproperlyConfigured("SEGMENTER_IMPORT_QUEUE_MIB must be at least SEGMENTER_IMPORT_MAX_MIB")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.TokenAuthentication"],
@@ -165,10 +178,13 @@ REST_FRAMEWORK = {
 
 
 def _rate(name: str, default: str | None) -> str | None:
-    """A DRF rate such as `30/min` (per second, minute, hour or day); empty means no limit."""
+    """A rate such as `30/min` or `5/10s` (core/rates.py); empty means no limit."""
     value = env.str(name, default=default or "").strip()
-    if value and not re.fullmatch(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
-        raise ImproperlyConfigured(f"{name} must look like 30/min (per s, min, hour or day), not {value!r}")
+    if value:
+        try:
+            rate_parse(value)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {exc}") from None
     return value or None
 
 
@@ -181,8 +197,8 @@ SEGMENTER_REPORT_TTL_HOURS = env.float("SEGMENTER_REPORT_TTL_HOURS", default=24.
 if SEGMENTER_REPORT_MAX_ROWS < 1 or SEGMENTER_REPORT_TTL_HOURS <= 0:
     raise ImproperlyConfigured("SEGMENTER_REPORT_MAX_ROWS and SEGMENTER_REPORT_TTL_HOURS must be positive")
 
-# Throttle counts must be shared by every server process: a table in the database
-# (created by migration segmenter/0002).
+# Django's cache, shared by every server process: a table in the database (created by migration
+# segmenter/0002). The rates' counts are not kept here but in segmenter_ratecount (core/throttles.py).
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -262,14 +278,7 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "format": "%(levelname)s %(name)s %(message)s",
-            "rename_fields": {"levelname": "level", "name": "logger"},
-            "timestamp": "time",
-        }
-    },
+    "formatters": {"json": JSON_FORMATTER},
     "filters": {"request_id": {"()": "core.telemetry.RequestIdFilter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},

@@ -8,9 +8,10 @@ from procrastinate import exceptions, jobs
 from procrastinate.contrib.django import app
 
 from core.jobs import EXPIRY_SWEEP, job_round
+from core.throttles import rate_counts_purge
 from events.services.received import events_purge, messages_purge
 from reports.services import reports_purge
-from segments.services import history_partitions_ensure, memberships_expire
+from segments.services import history_partitions_ensure, import_files_purge, memberships_expire
 
 STALLED_SECONDS = 10  # settings.PROCRASTINATE_WORKER_DEFAULTS: heartbeat every 2 s, stalled after 10 s
 
@@ -21,6 +22,8 @@ JOBS = {
     "history_partitions": history_partitions_ensure,  # history's monthly partitions, created ahead
     "purge_events": events_purge,  # events past SEGMENTER_EVENT_RETENTION_DAYS that every webhook has received
     "purge_messages": messages_purge,  # webhook messages delivered before SEGMENTER_EVENT_RETENTION_DAYS
+    "purge_rates": rate_counts_purge,  # request counts of rate windows that ended (core/throttles.py)
+    "purge_import_files": import_files_purge,  # import files no unfinished import owns, an hour after written
 }
 
 
@@ -52,6 +55,18 @@ def purge_events(timestamp: int) -> int:
 @app.task(name="purge_messages", queueing_lock="purge_messages", lock="purge_messages")
 def purge_messages(timestamp: int) -> int:
     return job_round("purge_messages", JOBS["purge_messages"])
+
+
+@app.periodic(cron="* * * * *", periodic_id="purge_rates")  # every minute
+@app.task(name="purge_rates", queueing_lock="purge_rates", lock="purge_rates")
+def purge_rates(timestamp: int) -> int:
+    return job_round("purge_rates", JOBS["purge_rates"])
+
+
+@app.periodic(cron="* * * * *", periodic_id="purge_import_files")  # every minute
+@app.task(name="purge_import_files", queueing_lock="purge_import_files", lock="purge_import_files")
+def purge_import_files(timestamp: int) -> int:
+    return job_round("purge_import_files", JOBS["purge_import_files"])
 
 
 @app.periodic(cron="* * * * * */5", periodic_id="retry_stalled_jobs")  # every 5 s

@@ -1,7 +1,14 @@
+from datetime import UTC, datetime
+
 from django.db import models
 from django.db.models.functions import Now
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+# Every membership's expiry is before this instant. PostgreSQL stores far later ones (and 'infinity'), but
+# Python's datetime ends with year 9999, so such a row could not be read back; the year of margin keeps every
+# expiry readable and printable in any time zone. services/memberships.py expiry_problem() checks it for
+# every way in; the database checks it too (membership_expires_at_range, migration 0010).
+EXPIRES_BEFORE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class Segment(models.Model):
@@ -50,6 +57,9 @@ class Membership(models.Model):
             models.UniqueConstraint(fields=["user", "segment"], name="membership_unique_user_segment"),
             models.CheckConstraint(
                 condition=models.Q(source__in=["manual", "rollout"]), name="membership_source_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(expires_at__lt=EXPIRES_BEFORE), name="membership_expires_at_range"
             ),
         ]
         indexes = [
@@ -142,6 +152,7 @@ class Import(models.Model):
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     body_sha256 = models.CharField(max_length=64)
     file_name = models.CharField(max_length=255, blank=True, default="")
+    file_bytes = models.BigIntegerField(default=0)  # the stored file's size: the queue's cap counts it while unfinished
     total = models.BigIntegerField(null=True, blank=True)  # user id lines in the file, once checked
     done = models.BigIntegerField(default=0)
     added = models.BigIntegerField(default=0)

@@ -91,10 +91,16 @@ class AddItemObjectSerializer(StrictSerializer):
 
 
 class MembershipsPatchSerializer(StrictSerializer):
-    add = serializers.ListField(child=AddItemField(), required=False, default=list, max_length=1000)
-    remove = SlugListField(required=False, default=list)
+    """`add`, `remove` or both. A body with neither (an empty one, or one a client lost) is a 400,
+    never a successful no-op."""
+
+    add = serializers.ListField(child=AddItemField(), required=False, max_length=1000)
+    remove = SlugListField(required=False)
 
     def validate(self, attrs):
+        if "add" not in attrs and "remove" not in attrs:
+            raise serializers.ValidationError({"add": ["Give add, remove or both."]})
+        attrs = {"add": [], "remove": [], **attrs}
         both = sorted({item.slug for item in attrs["add"]} & set(attrs["remove"]))
         if both:
             raise serializers.ValidationError(f"Segments both added and removed: {', '.join(both)}")

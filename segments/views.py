@@ -150,7 +150,7 @@ class SegmentViewSet(viewsets.GenericViewSet):
         responses={
             202: OpenApiResponse(ImportSerializer, description="Queued; Location is the import's URL"),
             200: OpenApiResponse(ImportSerializer, description="The import of an earlier request with this key"),
-            **problems(400, 401, 403, 404, 411, 413, 415, 422),
+            **problems(400, 401, 403, 404, 411, 413, 415, 422, 503),
         },
     )
     @action(detail=True, methods=["post"], url_path="imports")

@@ -16,7 +16,7 @@ from events.services import received
 from events.services.delivery import webhook_deliver_next
 from events.services.log import events_sequence
 from events.services.received import events_purge
-from events.services.webhooks import webhook_create, webhook_delete
+from events.services.webhooks import webhook_change, webhook_create, webhook_delete
 from segments.services import segment_create, segment_update
 
 pytestmark = pytest.mark.django_db
@@ -93,9 +93,10 @@ def test_purge__undelivered_message__its_events_stay_until_delivered(receiver):
 
 def test_purge__disabled_webhook_with_filters__keeps_what_it_needs_until_deleted(receiver, settings):
     settings.SEGMENTER_WEBHOOK_RETRY_HOURS = 0  # disabled at its first failure
-    only = webhook_create(url=receiver.url, segments=["A"], event_types=["segment.updated"])
+    only = webhook_create(url=receiver.url, event_types=["segment.updated"])
     every = webhook_create(url=receiver.url)
     segment_create(slug="A", actor="t")  # 1
+    webhook_change(webhook_id=only.pk, segments=["A"])  # once A exists; filters apply when read
     segment_create(slug="B", actor="t")  # 2
     segment_update(slug="A", description="a", actor="t")  # 3
     segment_update(slug="B", description="b", actor="t")  # 4

@@ -146,7 +146,7 @@ def twins(member):
         {"add": ["C_SEG"], "remove": ["A_SEG"]},
         {"add": [{"slug": "C_SEG", "ttl_seconds": 3600}, {"slug": "B_SEG"}]},
         {"remove": ["A_SEG", "A_SEG", "C_SEG"]},
-        {},
+        {"add": []},
     ],
 )
 def test_v1_patch__fast_lane__same_response_and_changes_as_django(twins, token, body):
@@ -182,6 +182,9 @@ def test_v1_patch__fast_lane_answers_it(twins, token):
         ({"add": [{"slug": "C_SEG", "ttl_seconds": 0}]}, True, {}, "400 Bad Request"),
         ({"add": [{"slug": "C_SEG", "ttl_seconds": "60"}]}, True, {}, "400 Bad Request"),  # JSON numbers only
         ({"add": [{"slug": "C_SEG", "expires_at": "2020-01-01T00:00:00Z"}]}, True, {}, "400 Bad Request"),
+        ({"add": [{"slug": "C_SEG", "expires_at": "9999-01-01T00:00:00Z"}]}, True, {}, "400 Bad Request"),  # bound
+        ({"add": [{"slug": "C_SEG", "expires_at": "9999-12-31T23:59:59-05:00"}]}, True, {}, "400 Bad Request"),
+        ({"add": [{"slug": "C_SEG", "ttl_seconds": 10**30}]}, True, {}, "400 Bad Request"),
         ({"add": ["C_SEG"], "extra": 1}, True, {}, "400 Bad Request"),
         ({"add": "C_SEG"}, True, {}, "400 Bad Request"),
         ({"add": ["bad slug"]}, True, {}, "400 Bad Request"),

@@ -161,6 +161,20 @@ def test_import_members__invalid_lines__exits_1_with_the_lines_and_changes_nothi
     assert members() == set()
 
 
+def test_import_members__expiry_past_the_bound__exits_1_naming_the_line_and_changes_nothing(
+    promo, start_worker, command_env, tmp_path
+):
+    path = tmp_path / "members.csv"
+    path.write_text("1,2030-01-01T00:00:00Z\n2,9999-12-31T23:59:59-05:00\n")
+    start_worker()
+
+    run = Command("PROMO", str(path), env=command_env).wait()
+
+    assert run.returncode == 1
+    assert "line 2: expires_at '9999-12-31T23:59:59-05:00' must be before 9999-01-01T00:00:00Z" in run.stderr
+    assert members() == set()
+
+
 def test_import_members__no_worker__says_so_ctrl_c_stops_waiting_and_a_worker_applies_it_later(
     promo, start_worker, command_env
 ):

@@ -1,5 +1,7 @@
 """Every invariant the database enforces, proven by a row it rejects."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 
@@ -58,6 +60,24 @@ def test_membership__same_user_and_segment_twice__rejected(user, segment):
 
 def test_membership__unknown_source__rejected(user, segment):
     assert _rejected(lambda: Membership.objects.create(user=user, segment=segment, source="magic"))
+
+
+@pytest.mark.parametrize("expires_at", ["9999-01-01 00:00:00+00", "10000-01-01 04:59:59+00", "infinity"])
+def test_membership__expiry_at_or_past_the_bound__rejected(user, segment, expires_at):
+    def create():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO segments_membership (user_id, segment_id, source, expires_at)"
+                " VALUES (%s, %s, 'manual', %s::timestamptz)",
+                [user.pk, segment.pk, expires_at],
+            )
+
+    assert _rejected(create)
+
+
+def test_membership__expiry_just_before_the_bound__allowed(user, segment):
+    at = datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    assert not _rejected(lambda: Membership.objects.create(user=user, segment=segment, expires_at=at))
 
 
 def test_membership__unknown_user__rejected(segment):

@@ -76,6 +76,15 @@ def test_update_user_segments__ttl_days__applied_to_every_assigned(problem, api,
     )
 
 
+@pytest.mark.parametrize("ttl", [36_601, 10**30])
+def test_update_user_segments__ttl_past_its_maximum__400_and_nothing_changes(problem, api, seeded, ttl):
+    """`ttl` days are bounded (36,600, a century), so the expiry they make is far before the latest one."""
+    Segment.objects.create(slug="A")
+    body = {"user_id": 1000, "assign_segments": ["A"], "ttl": ttl}
+    problem(call(api, "POST", "/api/update_user_segments", body), 400, "validation_error")
+    assert not Membership.objects.exists() and not HistoryEvent.objects.exists()
+
+
 def test_get_user_segments__json_body_or_query_string(api, seeded):
     Segment.objects.create(slug="A")
     call(api, "POST", "/api/update_user_segments", {"user_id": 1002, "assign_segments": ["A"]})

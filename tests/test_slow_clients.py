@@ -9,8 +9,12 @@ import time
 
 import pytest
 import requests
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
 
 from core.auth import token_create
+from segments.models import Import, Segment
 from segments.services import AddItem, memberships_update, segment_create
 from users.services import users_register
 
@@ -147,3 +151,114 @@ def test_csv_stream__sent_in_chunks_as_it_is_made(database_url, gunicorn, member
     assert response.headers.get("Transfer-Encoding") == "chunked"  # not buffered whole behind a Content-Length
     assert "Content-Length" not in response.headers
     assert response.text.startswith("7;S1;added;")
+
+
+def refused_head(port: int, request: bytes) -> bytes:
+    """The status line and headers answering `request` (headers announcing a body of which no byte is sent)."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(10)  # an answer that waits for the body never comes: the recv fails
+        sock.sendall(request)
+        return read_head(sock)[0]
+
+
+@pytest.mark.parametrize("path", ["/admin/login/", "/metrics", "/no-such-page/"])
+def test_700_mib_body_outside_the_api__413_without_waiting_for_it(database_url, gunicorn, member, path):
+    with gunicorn(database_url(), workers=1) as server:
+        head = refused_head(
+            port_of(server),
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {700 * 1024 * 1024}\r\n\r\n".encode(),
+        )
+    assert head.startswith(b"HTTP/1.1 413"), head
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [(None, b"401"), ("Bearer sgm_not-a-token", b"401"), ("Basic eDp5", b"401"), ("read-only", b"403")],
+)
+def test_150_mib_import__no_writing_token__refused_without_reading_the_body(
+    database_url, gunicorn, member, authorization, status
+):
+    if authorization == "read-only":
+        authorization = f"Bearer {token_create(name='reader', read_only=True)[1]}"
+    header = f"Authorization: {authorization}\r\n" if authorization else ""
+    with gunicorn(database_url(), workers=1) as server:
+        head = refused_head(
+            port_of(server),
+            f"POST /api/v1/segments/S1/imports/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n{header}"
+            f"Content-Length: {150 * 1024 * 1024}\r\n\r\n".encode(),
+        )
+    assert head.startswith(b"HTTP/1.1 " + status), head
+
+
+def admin_session(staff: bool) -> tuple[str, str]:
+    """(session cookie, CSRF secret) of a signed-in user, a superuser or not staff; the live server shares the
+    database."""
+    user = User.objects.create_user(
+        username=f"pm-{staff}", password="unused-password-1", is_staff=staff, is_superuser=staff
+    )
+    client = Client()
+    client.force_login(user)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value, "c" * 32
+
+
+@pytest.mark.parametrize("staff", [False, True])
+def test_admin_import_upload__large_body__read_only_for_a_staff_session(
+    database_url, gunicorn, member, settings, staff
+):
+    segment = Segment.objects.get(slug="S1")
+    session, csrf = admin_session(staff)
+    csv = b"7\n" * (1024 * 1024)  # 2 MiB: over the 1 MiB of every other body
+    path = f"/admin/segments/segment/{segment.pk}/import/"
+    server_env = {"MEDIA_ROOT": str(settings.MEDIA_ROOT), "DJANGO_SECRET_KEY": settings.SECRET_KEY}  # signs sessions
+    with gunicorn(database_url(), workers=1, **server_env) as server:
+        anonymous = refused_head(
+            port_of(server),
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            f"Content-Length: {150 * 1024 * 1024}\r\n\r\n".encode(),
+        )
+        response = requests.post(
+            f"{server.base_url}{path}",
+            files={"file": ("members.csv", csv, "text/csv")},
+            data={"mode": "add", "csrfmiddlewaretoken": csrf},
+            cookies={settings.SESSION_COOKIE_NAME: session, settings.CSRF_COOKIE_NAME: csrf},
+            allow_redirects=False,
+            timeout=30,
+        )
+    assert anonymous.startswith(b"HTTP/1.1 403"), anonymous
+    if staff:
+        assert response.status_code == 302, response.text[:500]
+        assert "/imports/" in response.headers["Location"]
+        assert Import.objects.filter(segment_id=segment.pk).count() == 1
+    else:
+        assert response.status_code == 403, response.text[:500]
+        assert response.json()["code"] == "permission_denied"
+        assert not Import.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/admin/login/", "/api/v1/users/7/segments/"])
+def test_trickled_body__408_and_closed_once_its_deadline_passes(database_url, gunicorn, member, path):
+    # 2 bytes every 5 s against SEGMENTER_BODY_TIMEOUT=2; the answer may take up to 60 s, 30 times the
+    # deadline, so a loaded machine cannot fail it. The client sends nothing more once the answer has come
+    # (bytes the server never reads would make its close a reset, which could discard the answer).
+    with (
+        gunicorn(database_url(), workers=1, SEGMENTER_BODY_TIMEOUT="2") as server,
+        socket.create_connection(("127.0.0.1", port_of(server))) as sock,
+    ):
+        sock.settimeout(5)
+        sock.sendall(
+            f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n"
+            f"Authorization: Bearer {member}\r\n\r\n  ".encode()
+        )
+        answer, started = b"", time.monotonic()
+        while time.monotonic() - started < 60:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                sock.sendall(b"  ")
+                continue
+            if not chunk:
+                break  # the server closed the connection after its answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b'"code":"request_timeout"' in answer.replace(b" ", b"")

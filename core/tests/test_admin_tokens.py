@@ -17,7 +17,7 @@ def api_get(token: str) -> int:
 def test_token_add__shown_once__only_hash_stored_and_token_works(admin_client):
     response = admin_client.post(reverse("admin:segmenter_apitoken_add"), {"name": "billing", "_save": "1"})
 
-    token = response.context["token"]
+    token = response.context["secret"]
     api_token = ApiToken.objects.get(name="billing")
     assert response.status_code == 200 and token in response.content.decode()
     assert "no-store" in response["Cache-Control"]

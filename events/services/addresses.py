@@ -43,20 +43,26 @@ def address_resolve(host: str, port: int) -> str:
     return addresses[0]
 
 
+GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")  # RFC 4291: IPv6's global unicast; the rest is special or unassigned
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix: the last 32 bits are an IPv4 address
 
 
 def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """A global unicast address, and so is any IPv4 address an IPv6 one carries (mapped, 6to4, Teredo,
-    NAT64), which Python's `is_global` does not look into: 2002:7f00:1:: reaches 127.0.0.1 through 6to4."""
-    if not ip.is_global or ip.is_multicast:
+    """A global unicast address. An IPv6 one that carries an IPv4 address at a known place (mapped
+    ::ffff:0:0/96, the well-known NAT64 prefix) is judged by that address; any other outside 2000::/3 is
+    refused: Python's `is_global` calls ::/96 (::127.0.0.1, ::7f00:1), ::ffff:0:0:0/96 (::ffff:0:7f00:1)
+    and the local-use NAT64 prefix 64:ff9b:1::/48 global, and each can reach an IPv4 address. Inside
+    2000::/3, 6to4 and Teredo carry an IPv4 address too, which must be public as well: 2002:7f00:1::
+    reaches 127.0.0.1 through 6to4."""
+    if ip.version == 4:
+        return ip.is_global and not ip.is_multicast
+    inner = ip.ipv4_mapped or (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in NAT64 else None)
+    if inner is not None:
+        return _public(inner)
+    if ip not in GLOBAL_UNICAST or not ip.is_global:
         return False
-    if ip.version == 6:
-        embedded = [ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None]
-        if ip in NAT64:
-            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        return all(_public(inner) for inner in embedded if inner is not None)
-    return True
+    carried = [ip.sixtofour, ip.teredo[1] if ip.teredo else None]
+    return all(_public(address) for address in carried if address is not None)
 
 
 def url_check(url: str) -> None:

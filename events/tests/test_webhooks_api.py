@@ -36,6 +36,30 @@ def test_create__private_loopback_link_local_or_not_http__400_nothing_created(ap
     assert not Webhook.objects.exists()
 
 
+# IPv6 forms that carry an IPv4 address and that Python's is_global calls global: each was taken.
+IPV6_CARRYING_IPV4 = [
+    "http://[::127.0.0.1]/",  # ::/96, IPv4-compatible
+    "http://[::7f00:1]/",  # the same address written in hex
+    "http://[::ffff:0:7f00:1]/",  # ::ffff:0:0:0/96, IPv4-translated (SIIT)
+    "http://[::ffff:0:5db8:d70e]/",  # the same form of a public address: refused too, no receiver is there
+    "http://[64:ff9b:1::7f00:1]/",  # 64:ff9b:1::/48, local-use NAT64
+    "http://[64:ff9b:1:7f00:0:100::]/",  # 127.0.0.1 where a /48 NAT64 prefix puts it
+    "http://[::ffff:127.0.0.1]/",  # ::ffff:0:0/96, IPv4-mapped (refused before too)
+]
+
+
+@pytest.mark.parametrize("url", IPV6_CARRYING_IPV4)
+def test_create__ipv6_form_carrying_an_ipv4_address__400_nothing_created(api, problem, url):
+    body = problem(api.post("/api/v1/webhooks/", {"url": url}, format="json"), 400, "validation_error")
+    assert "private" in body["errors"]["url"][0]
+    assert not Webhook.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["http://[::ffff:93.184.215.14]/", "http://[64:ff9b::5db8:d70e]/"])
+def test_create__ipv6_mapped_or_nat64_of_a_public_address__201(api, url):
+    assert api.post("/api/v1/webhooks/", {"url": url}, format="json").status_code == 201
+
+
 def test_create__private_allowed_by_setting__201(api, settings):
     settings.SEGMENTER_WEBHOOK_ALLOW_PRIVATE = True
     assert api.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:9/"}, format="json").status_code == 201
@@ -47,7 +71,7 @@ def test_management__read_only_token__403_even_to_read(read_only_token, anon, pr
     problem(anon.post("/api/v1/webhooks/", {"url": URL}, format="json"), 403, "permission_denied")
 
 
-def test_patch__fields_and_enabled__changed(api, webhook):
+def test_patch__fields_and_enabled__changed(api, webhook, segment):
     Webhook.objects.filter(pk=webhook["id"]).update(enabled=False)
     body = {"description": "crm", "segments": ["S1"], "event_types": [], "enabled": True}
     changed = api.patch(f"/api/v1/webhooks/{webhook['id']}/", body, format="json").json()
@@ -62,6 +86,37 @@ def test_patch__fields_and_enabled__changed(api, webhook):
 def test_patch__invalid__400_unchanged(api, problem, webhook, body):
     problem(api.patch(f"/api/v1/webhooks/{webhook['id']}/", body, format="json"), 400, "validation_error")
     assert Webhook.objects.get(pk=webhook["id"]).url == URL
+
+
+def test_create__unknown_segment__404_segment_not_found_nothing_created(api, problem, segment):
+    body = {"url": URL, "segments": ["S1", "NOPE", "ALSO_NOPE"]}
+    assert problem(api.post("/api/v1/webhooks/", body, format="json"), 404, "segment_not_found")["slugs"] == [
+        "ALSO_NOPE", "NOPE"
+    ]  # fmt: skip
+    assert not Webhook.objects.exists()
+
+
+def test_patch__unknown_segment__404_segment_not_found_unchanged(api, problem, webhook):
+    response = api.patch(f"/api/v1/webhooks/{webhook['id']}/", {"segments": ["NOPE"]}, format="json")
+    assert problem(response, 404, "segment_not_found")["slugs"] == ["NOPE"]
+    assert Webhook.objects.get(pk=webhook["id"]).segments == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"segments": ["bad slug!"]},
+        {"segments": "S1"},
+        {"event_types": "membership.added"},
+        {"event_types": ["nope"]},
+        {"url": "http://93.184.215.14/" + "x" * 2000},
+        {"description": "x" * 501},
+    ],
+)
+def test_create__invalid_field__400_naming_it_nothing_created(api, problem, body):
+    response = api.post("/api/v1/webhooks/", {"url": URL, **body}, format="json")
+    assert set(problem(response, 400, "validation_error")["errors"]) == set(body)
+    assert not Webhook.objects.exists()
 
 
 def test_ping__202_and_a_ping_message_queued(api, webhook):

@@ -7,7 +7,7 @@ from django.utils import timezone
 from core.fields import SLUG_RE
 from segments.models import Membership, Segment
 from segments.services.imports import MODES
-from segments.services.memberships import MAX_TTL_SECONDS
+from segments.services.memberships import MAX_TTL_SECONDS, expiry_problem
 
 
 class SegmentForm(forms.ModelForm):
@@ -39,8 +39,8 @@ class MembershipForm(forms.ModelForm):
 
     def clean_expires_at(self):
         expires_at = self.cleaned_data["expires_at"]
-        if expires_at is not None and expires_at <= timezone.now():
-            raise forms.ValidationError("The expiry must be in the future.")
+        if expires_at is not None and (problem := expiry_problem(expires_at, not_before=timezone.now())):
+            raise forms.ValidationError(f"The expiry {problem}.")
         return expires_at
 
 

@@ -8,10 +8,12 @@ memory. Lines are checked later, by the worker (services/imports.py), with one p
 import hashlib
 import json
 import logging
+import re
 import secrets
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO
 
 import ijson
@@ -35,6 +37,17 @@ FORMATS = {"text/csv": "csv", "application/json": "json"}
 MAX_DIGITS = 1_000
 _DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))  # digits to "0", the rest to " "
 _TOO_MANY_DIGITS = b"0" * (MAX_DIGITS + 1)
+# The parser's work grows with the square of the nesting depth, and it holds a string whole, both in C
+# without releasing the GIL: 70,000 nested brackets froze a server process past its timeout, a 150 MiB
+# string took a minute. `{"user_ids": [...]}` needs neither: a JSON body nested deeper than a list in an
+# object, or with a string longer than a stored line (a string item is an invalid line anyway), is
+# refused as it is read, before the parser sees the read.
+MAX_DEPTH = 2
+MAX_STRING_BYTES = MAX_LINE_BYTES  # as sent, between the quotes, escapes included
+_STRUCTURE = re.compile(rb'[\[\]{}"]')
+_STRING_RUN = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)  # up to the closing quote, or a lone \ ending the read
+_NESTED_TOO_DEEP = 'Nested deeper than a list in an object: send {"user_ids": [1, 2, ...]}.'
+_STRING_TOO_LONG = f"A string of more than {MAX_STRING_BYTES} bytes: a user id is a number."
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,7 @@ class ReceivedFile:
     name: str  # in storage
     sha256: str  # of the body as sent
     lines: int
+    size: int  # of the stored file, in bytes
 
 
 def import_file_receive(body: BinaryIO, *, format: str) -> ReceivedFile:
@@ -51,13 +65,14 @@ def import_file_receive(body: BinaryIO, *, format: str) -> ReceivedFile:
     try:
         with tempfile.TemporaryFile() as spool:
             lines = _csv_copy(reader, spool) if format == "csv" else _json_lines(reader, spool)
+            size = spool.tell()
             spool.seek(0)
             path = f"{IMPORTS_DIR}/{secrets.token_urlsafe(24)}.txt"
             name = default_storage.save(path, File(spool, name="import.txt"))
     except OSError as exc:  # disk full, read-only or missing folder: the client may retry, the operator must act
         logger.error("import file not stored: %s", exc)
         raise ServiceUnavailable(f"The import file could not be stored ({exc.strerror or exc}); retry later.") from None
-    return ReceivedFile(name=name, sha256=reader.sha256.hexdigest(), lines=lines)
+    return ReceivedFile(name=name, sha256=reader.sha256.hexdigest(), lines=lines, size=size)
 
 
 def import_file_lines(name: str) -> Iterator[bytes]:
@@ -81,6 +96,23 @@ def import_file_delete(name: str) -> None:
         default_storage.delete(name)
 
 
+def import_files_written_before(cutoff: datetime) -> list[str]:
+    """The names (as imports store them) of the files under imports/ last written before `cutoff`."""
+    try:
+        _, names = default_storage.listdir(IMPORTS_DIR)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        path = f"{IMPORTS_DIR}/{name}"
+        try:
+            if default_storage.get_modified_time(path) < cutoff:
+                found.append(path)
+        except FileNotFoundError:  # deleted meanwhile, by its import's end
+            pass
+    return found
+
+
 class _HashingReader:
     """The body as read, hashed on the way."""
 
@@ -94,12 +126,22 @@ class _HashingReader:
         return data
 
 
-class _DigitRuns:
-    """The body as read, refused (400) at a run of more than MAX_DIGITS digits, even across reads."""
+class _JsonGuard:
+    """The JSON body as read, refused (400) as soon as what was read holds a run of more than MAX_DIGITS digits,
+    a bracket nested deeper than MAX_DEPTH, or a string longer than MAX_STRING_BYTES, even across reads.
+
+    A byte-level scan, at the regular expression engine's speed: a read costs a step per string and per
+    bracket in it, and a body of numbers (the usual one) one step. Brackets inside strings do not count;
+    a string ends at a quote that no backslash escapes.
+    """
 
     def __init__(self, body) -> None:
         self.body = body
         self.tail = b""  # the digits that end what was read so far, as "0"s, up to MAX_DIGITS
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False  # the last read ended with the backslash of an escape
+        self.string_bytes = 0  # of the string being read so far
 
     def read(self, size: int = -1) -> bytes:
         data = self.body.read(size)
@@ -107,7 +149,41 @@ class _DigitRuns:
         if _TOO_MANY_DIGITS in digits:
             raise ValidationFailed({"user_ids": [f"More than {MAX_DIGITS} digits in a row: a user id has at most 19."]})
         self.tail = digits[len(digits.rstrip(b"0")) :]
+        self._scan(data)
         return data
+
+    def _scan(self, data: bytes) -> None:
+        pos, end = 0, len(data)
+        if self.escaped and data:
+            pos, self.escaped = 1, False
+            self.string_bytes += 1
+        while pos < end:
+            if self.in_string:
+                stop = _STRING_RUN.match(data, pos).end()
+                self.string_bytes += stop - pos
+                if stop == end:
+                    pos = end
+                elif data[stop] == 0x22:  # the closing quote
+                    self.in_string, pos = False, stop + 1
+                else:  # a backslash ending the read: what it escapes comes with the next read
+                    self.escaped, pos = True, end
+                    self.string_bytes += 1
+                if self.string_bytes > MAX_STRING_BYTES:
+                    raise ValidationFailed({"non_field_errors": [_STRING_TOO_LONG]})
+                continue
+            found = _STRUCTURE.search(data, pos)
+            if found is None:
+                return
+            pos = found.end()
+            byte = data[found.start()]
+            if byte == 0x22:
+                self.in_string, self.string_bytes = True, 0
+            elif byte in b"[{":
+                self.depth += 1
+                if self.depth > MAX_DEPTH:
+                    raise ValidationFailed({"non_field_errors": [_NESTED_TOO_DEEP]})
+            else:  # a closer too many is the parser's to refuse; counting it must not make room for more depth
+                self.depth = max(self.depth - 1, 0)
 
 
 def _too_many_lines() -> BodyTooLarge:
@@ -130,10 +206,11 @@ def _csv_copy(reader: _HashingReader, spool) -> int:
 
 def _json_lines(reader: _HashingReader, spool) -> int:
     """Write each item of `user_ids` as a line: integers as digits, anything else as its JSON
-    (`"7"`, `1.5`, `true`, `{…}`), which the line parser then refuses with its item number."""
+    (`"7"`, `1.5`, `true`), which the line parser then refuses with its item number. No item is a list
+    or an object (_JsonGuard refuses the body)."""
     lines, seen, buffer = 0, False, []
     try:
-        for prefix, event, value in ijson.parse(_DigitRuns(reader), use_float=False):
+        for prefix, event, value in ijson.parse(_JsonGuard(reader), use_float=False):
             if prefix == "":
                 if event == "map_key":
                     if value != "user_ids":
@@ -146,7 +223,7 @@ def _json_lines(reader: _HashingReader, spool) -> int:
             elif prefix == "user_ids":
                 if event not in ("start_array", "end_array"):
                     raise ValidationFailed({"user_ids": ["Expected a list of user ids."]})
-            elif prefix == "user_ids.item" and event not in ("map_key", "end_map", "end_array"):
+            elif prefix == "user_ids.item":
                 lines += 1
                 if lines > MAX_LINES:
                     raise _too_many_lines()
@@ -167,10 +244,6 @@ def _json_lines(reader: _HashingReader, spool) -> int:
 def _item_text(event: str, value) -> bytes:
     if event == "number" and type(value) is int:
         return b"%d\n" % value
-    if event == "start_map":
-        return b"{...}\n"
-    if event == "start_array":
-        return b"[...]\n"
     if event == "number":
         return f"{value}\n".encode()
     return json.dumps(value, ensure_ascii=False).encode()[:MAX_LINE_BYTES] + b"\n"

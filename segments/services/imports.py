@@ -1,4 +1,5 @@
-"""Imports of a segment's members: received into storage, then checked whole and applied in chunks by the worker.
+"""Imports of a segment's members, received into storage (import_queue.py), then checked whole and applied in
+chunks by the worker.
 
 A file has one user id a line, optionally `,expires_at` (RFC 3339 with an offset); blank lines
 are skipped, and a first line starting with `user_id` is a header. `add` adds the listed users
@@ -19,20 +20,18 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils.dateparse import parse_datetime
-from procrastinate.contrib.django import app
 
 from core.db import CLOCK
-from core.errors import IdempotencyKeyReused, SegmentNotFound
 from core.fields import MAX_USER_ID
-from segments.models import Import, Segment
+from segments.models import Import
 from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record
-from segments.services.import_files import import_file_delete, import_file_lines, import_file_receive
+from segments.services.import_files import import_file_delete, import_file_lines
+from segments.services.memberships import expiry_problem
 
 logger = logging.getLogger(__name__)
 
@@ -45,63 +44,6 @@ RUN_TASK = "run_import"  # segments/tasks.py
 
 class ImportFailed(Exception):
     """Why an import stops as failed; its message is the import's `error`."""
-
-
-# --- Receiving ---------------------------------------------------------------------------------
-
-
-def import_create(
-    *,
-    slug: str,
-    body: BinaryIO,
-    format: str,
-    mode: str,
-    actor: str,
-    ttl_seconds: int | None = None,
-    idempotency_key: str = "",
-) -> tuple[Import, bool]:
-    """Store the body and queue its import; returns (import, created). With an `idempotency_key`
-    this actor used before for the same request, returns that import instead (created False);
-    for another request, raises IdempotencyKeyReused."""
-    segment = Segment.objects.filter(slug=slug).only("id").first()
-    if segment is None:
-        raise SegmentNotFound([slug])
-    received = import_file_receive(body, format=format)
-    fields = {"segment_id": segment.pk, "segment_slug": slug, "mode": mode, "ttl_seconds": ttl_seconds}
-    if idempotency_key and (earlier := _earlier(actor, idempotency_key, received.sha256, fields)):
-        import_file_delete(received.name)
-        return earlier, False
-    try:
-        with transaction.atomic():
-            created = Import.objects.create(
-                **fields,
-                actor=actor,
-                idempotency_key=idempotency_key or "",
-                body_sha256=received.sha256,
-                file_name=received.name,
-            )
-            # Queued in the same transaction: an import is never stored without its job, nor the reverse.
-            app.configure_task(RUN_TASK, lock=f"import_segment_{segment.pk}").defer(import_id=created.pk)
-    except IntegrityError:  # the same key, at the same moment: the other request's import stands
-        import_file_delete(received.name)
-        earlier = _earlier(actor, idempotency_key, received.sha256, fields)
-        if earlier is None:
-            raise
-        return earlier, False
-    except BaseException:
-        import_file_delete(received.name)
-        raise
-    return created, True
-
-
-def _earlier(actor: str, key: str, sha256: str, fields: dict) -> Import | None:
-    earlier = Import.objects.filter(actor=actor, idempotency_key=key).first()
-    if earlier is None:
-        return None
-    same = earlier.body_sha256 == sha256 and all(getattr(earlier, name) == value for name, value in fields.items())
-    if not same:
-        raise IdempotencyKeyReused(key)
-    return earlier
 
 
 # --- Running -----------------------------------------------------------------------------------
@@ -292,8 +234,8 @@ def parse_line(raw: bytes, number: int, not_before: datetime | None) -> tuple[in
         expires_at = None
     if expires_at is None or expires_at.tzinfo is None:
         return f"invalid expires_at {parts[1][:40]!r}: use RFC 3339, e.g. 2030-01-01T00:00:00Z"
-    if not_before is not None and expires_at <= not_before:
-        return f"expires_at {parts[1][:40]!r} is in the past"
+    if problem := expiry_problem(expires_at, not_before=not_before):
+        return f"expires_at {parts[1][:40]!r} {problem}"
     return int(parts[0]), expires_at.isoformat()
 
 

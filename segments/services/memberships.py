@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db import DatabaseError, connection, transaction
 
 from core.errors import SegmentNotFound, UserNotFound, ValidationFailed
+from segments.models import EXPIRES_BEFORE
 from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record
 
@@ -72,6 +73,19 @@ def memberships_update(
     return MembershipsChange(user_id, sorted(added), sorted(updated), sorted(removed), sorted(segments))
 
 
+def expiry_problem(expires_at: datetime, *, not_before: datetime | None = None) -> str | None:
+    """Why `expires_at` cannot be a membership's expiry, or None: the one check of every way in (API,
+    seed API, admin, imports, commands). Without a time zone, not after `not_before` (when given), or
+    not before EXPIRES_BEFORE. ttl_seconds are bounded by MAX_TTL_SECONDS, far within it."""
+    if expires_at.tzinfo is None:
+        return "has no time zone"
+    if not_before is not None and expires_at <= not_before:
+        return "is in the past"
+    if expires_at >= EXPIRES_BEFORE:
+        return f"must be before {EXPIRES_BEFORE:%Y-%m-%dT%H:%M:%SZ}"
+    return None
+
+
 def _slugs_in(exc: DatabaseError) -> list[str]:
     """The slugs that an SG405 or SG400 error names: its message is a JSON array."""
     return json.loads(exc.__cause__.diag.message_primary)
@@ -108,6 +122,8 @@ def _check_lists(add: list[AddItem], remove: list[str]) -> None:
     if twice:
         errors["add"] = [f"Segments listed more than once: {', '.join(sorted(twice))}"]
     for item in add:
+        if item.expires_at is not None and (problem := expiry_problem(item.expires_at)):
+            errors.setdefault("add", []).append(f"{item.slug}: expires_at {problem}")
         if item.expires_at is not None and item.ttl_seconds is not None:
             errors.setdefault("add", []).append(f"{item.slug}: give expires_at or ttl_seconds, not both")
         if item.ttl_seconds is not None and not 1 <= item.ttl_seconds <= MAX_TTL_SECONDS:

@@ -1,4 +1,6 @@
 import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from segments.models import HistoryEvent, Segment
 from users.models import User
@@ -30,3 +32,12 @@ def _events(**filters) -> list[tuple]:
 def events():
     """A function giving the history as (user_id, slug, operation, source) in time order."""
     return _events
+
+
+@pytest.fixture
+def latest_schema_after():
+    """The test migrates segments back and forth: afterwards every app is at its latest migration again, for the
+    tests that follow on this database (a table of a later migration would be missing otherwise)."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())

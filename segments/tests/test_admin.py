@@ -199,6 +199,30 @@ def test_membership_add__past_expiry__form_error_and_nothing_added(admin_client,
     assert not Membership.objects.filter(user_id=7).exists()
 
 
+BOUND_ERROR = "The expiry must be before 9999-01-01T00:00:00Z."
+
+
+def test_membership_add__expiry_at_the_bound__form_error_and_nothing_added(admin_client, segment):
+    data = {"user": "7", "segment": segment.pk, "expires_at_0": "9999-01-01", "expires_at_1": "00:00:00"}
+
+    response = admin_client.post(reverse("admin:segments_membership_add"), data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["expires_at"] == [BOUND_ERROR]
+    assert not Membership.objects.filter(user_id=7).exists()
+
+
+def test_membership_change__expiry_past_the_bound__form_error_and_unchanged(admin_client, segment):
+    membership = Membership.objects.get(user_id=1, segment=segment)
+    data = {"expires_at_0": "9999-12-31", "expires_at_1": "23:59:59"}
+
+    response = admin_client.post(reverse("admin:segments_membership_change", args=[membership.pk]), data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["expires_at"] == [BOUND_ERROR]
+    assert Membership.objects.get(pk=membership.pk).expires_at is None
+
+
 def test_membership_change__new_expiry__updated_by_service(admin_client, segment):
     membership = Membership.objects.get(user_id=1, segment=segment)
     data = {"expires_at_0": "2040-05-06", "expires_at_1": "07:08:09"}
@@ -301,6 +325,19 @@ def test_import_progress__invalid_lines__failed_with_the_lines_listed_and_nothin
     assert "<li>line 2: invalid user id &#x27;five&#x27;</li>" in page
     assert "<li>line 3: invalid expires_at &#x27;soon&#x27;" in page
     assert not Membership.objects.filter(user_id__in=[4, 6]).exists()
+
+
+def test_import_progress__expiry_past_the_bound__failed_and_the_pages_still_open(admin_client, segment):
+    upload(admin_client, segment, b"4,9999-12-31T23:59:59-05:00\n", mode="add")
+    import_run(Import.objects.get().pk)
+
+    page = admin_client.get(progress_url(segment, Import.objects.get().pk)).content.decode()
+
+    assert "1 invalid line; nothing was changed." in page
+    assert "must be before 9999-01-01T00:00:00Z</li>" in page
+    assert not Membership.objects.filter(user_id=4).exists()
+    for url in [reverse("admin:segments_membership_changelist"), reverse("admin:users_user_change", args=[4])]:
+        assert admin_client.get(url).status_code == 200
 
 
 def test_import_progress__import_of_another_segment__404(admin_client, segment):

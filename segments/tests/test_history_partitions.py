@@ -39,15 +39,6 @@ def _partitioned() -> bool:
         return cursor.fetchone()[0] == "p"
 
 
-@pytest.fixture
-def latest_schema_after():
-    """The test migrates segments back and forth: afterwards every app is at its latest migration again, for the
-    tests that follow on this database (a table of a later migration would be missing otherwise)."""
-    yield
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
 @pytest.mark.django_db(transaction=True)
 def test_migration__rows_across_months__same_rows_and_ids_each_in_its_month(latest_schema_after):
     _migrate(BEFORE)

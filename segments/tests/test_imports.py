@@ -1,20 +1,34 @@
 """Imports as the worker runs them: checking, staging, chunks, modes, resuming (services/imports.py)."""
 
 import io
+import json
+import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import OperationalError, connection
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.errors import BodyTooLarge, IdempotencyKeyReused, MalformedJson, SegmentNotFound, ValidationFailed
 from events.models import Event
 from segments.models import HistoryEvent, Import, Membership, Segment
-from segments.services import import_create, import_files, import_run, memberships_update, rollout_apply, segment_delete
+from segments.services import (
+    import_create,
+    import_files,
+    import_files_purge,
+    import_run,
+    memberships_update,
+    rollout_apply,
+    segment_delete,
+)
+from segments.services.import_queue import ORPHAN_MINUTES
 from segments.services.imports import MAX_PROBLEMS, _apply_chunk, _Stage, _start
 from segments.services.memberships import AddItem
 from users.models import User
@@ -48,6 +62,12 @@ def imported(operation: str) -> list[int]:
 
 def counts(done: Import) -> tuple:
     return done.status, done.total, done.done, done.added, done.removed, done.already_member, done.unknown_users
+
+
+def stored() -> list[str]:
+    """The names of the files in storage's imports folder."""
+    folder = import_files.IMPORTS_DIR
+    return sorted(default_storage.listdir(folder)[1]) if default_storage.exists(folder) else []
 
 
 def test_import_create__csv__stored_queued_with_its_job(segment):
@@ -95,6 +115,20 @@ def test_import_run__invalid_lines__failed_nothing_changed_first_problems_by_lin
     assert [problem["line"] for problem in done.invalid_lines] == [2, 3, 4, 5, 6, 7, 8]
     assert "in the past" in done.invalid_lines[3]["error"]
     assert (done.added, done.done, done.total) == (0, 0, None)
+    assert members() == {} and not HistoryEvent.objects.exists()
+
+
+def test_import_run__expiry_at_or_past_the_bound__failed_with_those_lines_nothing_changed(segment):
+    """The latest expiry is before 9999-01-01T00:00:00Z, whatever the offset; year 10000 in UTC is never stored."""
+    body = "1,9998-12-31T23:59:59Z\n2,9999-01-01T00:00:00Z\n3,9999-12-31T23:59:59-05:00\n4,9999-01-01T10:00:00+14:00\n"
+
+    done = run(body)
+
+    assert done.status == "failed" and done.error == "2 invalid lines; nothing was changed."
+    assert done.invalid_lines == [
+        {"line": 2, "error": "expires_at '9999-01-01T00:00:00Z' must be before 9999-01-01T00:00:00Z"},
+        {"line": 3, "error": "expires_at '9999-12-31T23:59:59-05:00' must be before 9999-01-01T00:00:00Z"},
+    ]
     assert members() == {} and not HistoryEvent.objects.exists()
 
 
@@ -237,17 +271,134 @@ def test_import_create__unknown_segment__refused_nothing_stored(segment):
 
 
 def test_import_create__json__items_become_lines_and_bad_items_are_reported_by_number(segment):
-    done = import_run(create(b'{"user_ids": [1, 2, "3", 1.5, true, null, {"a": 1}, [4], 1e3]}', format="json").pk)
+    done = import_run(create(b'{"user_ids": [1, 2, "3", 1.5, true, null, 1e3, "[{\\"]"]}', format="json").pk)
 
     assert [(problem["line"], problem["error"]) for problem in done.invalid_lines] == [
         (3, "invalid user id '\"3\"'"),
         (4, "invalid user id '1.5'"),
         (5, "invalid user id 'true'"),
         (6, "invalid user id 'null'"),
-        (7, "invalid user id '{...}'"),
-        (8, "invalid user id '[...]'"),
-        (9, "invalid user id '1E+3'"),
+        (7, "invalid user id '1E+3'"),
+        (8, 'invalid user id \'"[{\\\\"]"\''),
     ]
+
+
+class _Trickle:
+    """A body that hands out at most `size` bytes a read, so that every boundary falls between two reads."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.data, self.size = io.BytesIO(data), size
+
+    def read(self, size: int = -1) -> bytes:
+        return self.data.read(min(self.size, size) if size >= 0 else self.size)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"user_ids": [[1]]}',
+        b'{"user_ids": [1, {"a": 1}]}',
+        b'{"a": {"b": [1]}}',
+        b"[[[" + b"[" * 70_000 + b"]" * 70_003,  # froze a server process: the parser's work grows with depth squared
+        b'{"user_ids": [' + b"[" * 70_000,
+        rb'{"user_ids": ["]]", "\\", "\\\"[", "\"", [1]]}',  # brackets, escapes in strings hide no nesting
+    ],
+)
+@pytest.mark.parametrize("read_bytes", [1, 3, 1 << 20])
+def test_import_create__json_nested_deeper_than_a_list_in_an_object__400_nothing_stored(segment, body, read_bytes):
+    with pytest.raises(ValidationFailed) as refused:
+        import_create(slug="IMPORTED", body=_Trickle(body, read_bytes), format="json", mode="add", actor="pm")
+    assert not Import.objects.exists() and stored() == []
+    if read_bytes > len(body):  # the guard read it all before the parser saw any (which may refuse it first)
+        assert "Nested deeper" in refused.value.detail
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"user_ids": [1, "' + b"a" * (import_files.MAX_STRING_BYTES + 1) + b'"]}',
+        b'{"user_ids": [1, "' + b"\\n" * 2_000_000,  # escapes count, and an unending string is refused early
+        b'{"' + b"k" * 20 * 1024 * 1024 + b'": 1}',  # a 150 MiB one took the parser a minute and 500 MB
+    ],
+)
+@pytest.mark.parametrize("read_bytes", [7, 1 << 20])
+def test_import_create__json_string_over_the_bound__400_nothing_stored(segment, body, read_bytes):
+    with pytest.raises(ValidationFailed, match="string"):
+        import_create(slug="IMPORTED", body=_Trickle(body, read_bytes), format="json", mode="add", actor="pm")
+    assert not Import.objects.exists() and stored() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "refused"),
+    [
+        (rb'{"user_ids": ["\"[[[", 1]}', False),  # an escaped quote does not end the string
+        (rb'{"user_ids": ["\\", [1]]}', True),  # an escaped backslash does not escape the closing quote
+        (rb'{"user_ids": ["abcdef\n"]}', False),  # 8 bytes as sent
+        (rb'{"user_ids": ["abcdefg\n"]}', True),  # 9
+        (rb'{"user_ids": ["\u00e9\\"]}', False),  # 8
+    ],
+)
+def test_json_guard__escapes_split_anywhere__read_as_sent(body, refused, monkeypatch):
+    monkeypatch.setattr(import_files, "MAX_STRING_BYTES", 8)
+    for read_bytes in range(1, len(body) + 1):
+        guard = import_files._JsonGuard(_Trickle(body, read_bytes))
+        try:
+            while guard.read(64):
+                pass
+        except ValidationFailed:
+            assert refused, read_bytes
+        else:
+            assert not refused, read_bytes
+
+
+json_texts = st.text(st.sampled_from('a"\\[]{}\n\u00e9') | st.characters(), max_size=12)  # the scan's bytes, often
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**64), 2**64) | json_texts,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(json_texts, children, max_size=3),
+    max_leaves=12,
+)
+
+
+def _depth_and_longest(value, ascii_only: bool) -> tuple[int, int]:
+    """A JSON value's nesting depth, and its longest string as json.dumps writes it (between the quotes)."""
+    if isinstance(value, str):
+        return 0, len(json.dumps(value, ensure_ascii=ascii_only).encode()) - 2
+    if isinstance(value, list | dict):
+        items = [*value, *value.values()] if isinstance(value, dict) else value  # a key is a string too
+        parts = [_depth_and_longest(item, ascii_only) for item in items]
+        return 1 + max((depth for depth, _ in parts), default=0), max((longest for _, longest in parts), default=0)
+    return 0, 0
+
+
+@settings(max_examples=300)
+@given(value=json_values, read_bytes=st.integers(1, 40), ascii_only=st.booleans())
+def test_json_guard__any_json_read_in_any_pieces__refused_exactly_when_too_deep_or_a_string_too_long(
+    value, read_bytes, ascii_only
+):
+    body = json.dumps(value, ensure_ascii=ascii_only).encode()
+    depth, longest = _depth_and_longest(value, ascii_only)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(import_files, "MAX_STRING_BYTES", 8)  # strings around the bound, from a few characters
+        guard = import_files._JsonGuard(_Trickle(body, read_bytes))
+        try:
+            while guard.read(64):
+                pass
+        except ValidationFailed:
+            refused = True
+        else:
+            refused = False
+
+    assert refused == (depth > import_files.MAX_DEPTH or longest > 8), body
+
+
+def test_import_create__json_string_at_the_bound_with_escapes_across_reads__taken_the_line_fails(segment):
+    text = b'\\"' * (import_files.MAX_STRING_BYTES // 2) + b"a" * (import_files.MAX_STRING_BYTES % 2)
+    body = b'{"user_ids": [1, "' + text + b'", 2]}'
+
+    created, _ = import_create(slug="IMPORTED", body=_Trickle(body, 5), format="json", mode="add", actor="pm")
+
+    done = import_run(created.pk)
+    assert done.status == "failed" and [problem["line"] for problem in done.invalid_lines] == [2]
 
 
 @pytest.mark.parametrize(
@@ -270,10 +421,7 @@ def test_import_create__json_not_an_object_with_a_list__refused_nothing_stored(s
     with pytest.raises(error):
         create(body, format="json")
     assert not Import.objects.exists()
-    stored = (
-        default_storage.listdir(import_files.IMPORTS_DIR)[1] if default_storage.exists(import_files.IMPORTS_DIR) else []
-    )
-    assert stored == []
+    assert stored() == []
 
 
 def test_import_create__too_many_lines__refused(segment, monkeypatch):
@@ -294,22 +442,44 @@ def test_import_create__same_key_same_request__same_import_new_file_dropped(segm
     )
 
     assert (again.pk, created) == (first.pk, False)
-    assert default_storage.listdir(import_files.IMPORTS_DIR)[1] == [first.file_name.rsplit("/", 1)[1]]
+    assert stored() == [first.file_name.rsplit("/", 1)[1]]
 
 
 @pytest.mark.parametrize(
     "change", [{"body": io.BytesIO(b"1\n3\n")}, {"mode": "remove"}, {"ttl_seconds": 60}, {"actor": "other"}]
 )
-def test_import_create__same_key_another_request__refused_or_separate(segment, change):
-    create("1\n2\n", idempotency_key="k1")
+def test_import_create__same_key_another_request__refused_its_body_deleted_or_separate(segment, change):
+    first = create("1\n2\n", idempotency_key="k1")
     request = {"slug": "IMPORTED", "body": io.BytesIO(b"1\n2\n"), "format": "csv", "mode": "add", "actor": "pm"}
 
     if "actor" in change:  # keys are the client's own: another client's key is another import
         assert import_create(**{**request, **change}, idempotency_key="k1")[1]
         return
-    with pytest.raises(IdempotencyKeyReused):
-        import_create(**{**request, **change}, idempotency_key="k1")
+    for _ in range(3):
+        with pytest.raises(IdempotencyKeyReused):
+            import_create(**{**request, **change, "body": io.BytesIO(b"7\n")}, idempotency_key="k1")
     assert Import.objects.count() == 1
+    assert stored() == [first.file_name.rsplit("/", 1)[1]]  # each refused body was deleted
+
+
+def test_import_files_purge__old_files_no_unfinished_import_owns__deleted_owned_and_recent_kept(segment):
+    queued, running = create("1\n"), create("2\n")
+    Import.objects.filter(pk=running.pk).update(status="running")
+    import_run(create("3\n").pk)  # finished: its file went with it
+    orphan = default_storage.save(f"{import_files.IMPORTS_DIR}/orphan.txt", ContentFile(b"4\n"))  # a killed request's
+    default_storage.save(f"{import_files.IMPORTS_DIR}/recent.txt", ContentFile(b"5\n"))  # a request may be storing it
+    old = time.time() - ORPHAN_MINUTES * 60 - 5
+    for name in (queued.file_name, running.file_name, orphan):
+        os.utime(default_storage.path(name), (old, old))
+
+    assert import_files_purge() == 1
+
+    assert stored() == sorted([queued.file_name.rsplit("/", 1)[1], running.file_name.rsplit("/", 1)[1], "recent.txt"])
+    assert import_files_purge() == 0
+
+
+def test_import_files_purge__no_folder_yet__nothing_to_do(segment):
+    assert import_files_purge() == 0
 
 
 def test_import_lines__long_line_without_end__cut_and_refused(segment):

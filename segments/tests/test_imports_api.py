@@ -67,6 +67,19 @@ def test_import__invalid_lines__failed_import_lists_them(api, segment):
     assert shown["invalid_lines"] == [{"line": 2, "error": "invalid user id 'nope'"}]
 
 
+def test_import__expiry_past_the_bound__failed_nothing_stored_user_page_still_opens(api, segment):
+    created = post(api, b"1,9999-12-31T23:59:59-05:00\n").json()
+    import_run(created["id"])
+
+    shown = api.get(f"/api/v1/imports/{created['id']}/").json()
+
+    assert shown["status"] == "failed"
+    assert shown["invalid_lines"] == [
+        {"line": 1, "error": "expires_at '9999-12-31T23:59:59-05:00' must be before 9999-01-01T00:00:00Z"}
+    ]
+    assert api.get("/api/v1/users/1/").json()["memberships"] == []
+
+
 def test_import__idempotency_key__same_request_200_same_import_other_request_422(api, segment, problem):
     first = post(api, HTTP_IDEMPOTENCY_KEY="batch-7")
     again = post(api, HTTP_IDEMPOTENCY_KEY="batch-7")
@@ -222,6 +235,35 @@ def test_import__task_queue_cannot_take_the_job__503_nothing_stored(api, segment
         problem(post(api), 503, "service_unavailable")
     assert not Import.objects.exists()
     assert not list((settings.MEDIA_ROOT / import_files.IMPORTS_DIR).glob("*"))  # the stored body is deleted
+
+
+def test_import__refused_for_its_key__each_body_deleted(api, segment, problem):
+    statuses = [post(api, b"%d\n" % i, HTTP_IDEMPOTENCY_KEY="batch-7").status_code for i in range(1, 6)]
+
+    assert statuses == [202, 422, 422, 422, 422]
+    assert [path.name for path in (settings.MEDIA_ROOT / import_files.IMPORTS_DIR).glob("*")] == [
+        Import.objects.get().file_name.rsplit("/", 1)[1]
+    ]
+
+
+def test_import__queue_full__503_with_retry_after_body_deleted_taken_again_once_it_drains(
+    api, segment, problem, settings
+):
+    settings.SEGMENTER_IMPORT_QUEUE_BYTES = 10
+    first = post(api, b"1\n2\n")  # 4 bytes waiting
+    second = post(api, b"3\n4\n5\n", HTTP_IDEMPOTENCY_KEY="k")  # 10: the cap, taken
+
+    refused = post(api, b"1\n")
+
+    assert (first.status_code, second.status_code) == (202, 202)
+    body = problem(refused, 503, "import_queue_full")
+    assert int(refused["Retry-After"]) > 0 and body["max_bytes"] == 10
+    assert Import.objects.count() == 2
+    assert len(list((settings.MEDIA_ROOT / import_files.IMPORTS_DIR).glob("*"))) == 2
+    assert post(api, b"3\n4\n5\n", HTTP_IDEMPOTENCY_KEY="k").status_code == 200  # a repeat adds nothing to wait
+    import_run(first.json()["id"])
+    assert post(api, b"1\n").status_code == 202
+    problem(post(api, b'{"user_ids": [1, 2]}', "application/json"), 503, "import_queue_full")  # stored as 4 bytes
 
 
 def test_import__ttl_over_two_to_the_31_seconds__taken_and_applied(api, segment):
