@@ -44,6 +44,14 @@ SETTINGS_ENV = {
         "SEGMENTER_METRICS": "off",
         "DJANGO_LOG_LEVEL": "WARNING",
     },
+    # What counting every write against SEGMENTER_WRITE_RATE costs (a rate never reached).
+    "write rate": {
+        "DJANGO_HSTS_SECONDS": "0",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_SECURE_COOKIES": "false",
+        "DJANGO_TRUSTED_PROXY": "true",
+        "SEGMENTER_WRITE_RATE": "1000000000/min",
+    },
     "production": {
         "DJANGO_HSTS_SECONDS": "31536000",
         "DJANGO_SECURE_SSL_REDIRECT": "true",
@@ -77,6 +85,11 @@ class ServerConfig:
     worker_class: str = "gthread"  # gunicorn only; uvicorn's serves segmenter/asgi.py
     threads: int = 1
     keepalive: int = 5
+    code: Path | None = None  # the code it serves: the run's snapshot unless given (bench.compare's baseline)
+
+    @property
+    def directory(self) -> Path:
+        return self.code or code_dir()
 
     def command(self, app: str, port: int) -> tuple[list[str], dict[str, str]]:
         if self.server == "gunicorn":
@@ -88,7 +101,7 @@ class ServerConfig:
                 "GUNICORN_KEEPALIVE": str(self.keepalive),
             }
             app_path = ASGI_SERVICE if app == "service" and self.worker_class == UVICORN else APPS[app]
-            return [str(BIN / "gunicorn"), "-c", str(code_dir() / "gunicorn.conf.py"), app_path], env
+            return [str(BIN / "gunicorn"), "-c", str(self.directory / "gunicorn.conf.py"), app_path], env
         command = [
             str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(self.workers), "--blocking-threads", str(self.threads), "--no-ws",
@@ -113,7 +126,7 @@ class Server:
         command, server_env = config.command(app, port)
         self.log = open(ROOT / ".venv" / f"bench-{config.server}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            command, cwd=code_dir(), env={**os.environ, **env, **server_env}, stdout=self.log, stderr=self.log,
+            command, cwd=config.directory, env={**os.environ, **env, **server_env}, stdout=self.log, stderr=self.log,
             start_new_session=True,
         )  # fmt: skip
 
