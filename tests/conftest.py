@@ -540,11 +540,12 @@ def _connections_ended(*, terminate: bool = False) -> None:
         "FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'"
         " AND pid <> pg_backend_pid()"
     )
-    with connection.cursor() as cursor:  # autocommit: each statement reads pg_stat_activity afresh
+    with connection.cursor() as cursor:
         if terminate:
             cursor.execute(f"SELECT pg_terminate_backend(pid) {others}")
         deadline = time.monotonic() + 30
         while True:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # read afresh, even inside a transaction
             cursor.execute(f"SELECT count(*) {others}")
             if cursor.fetchone()[0] == 0:
                 return
@@ -566,6 +567,7 @@ def _deadlocks() -> int:
     opens new ones when asked): a backend flushes its statistics as it exits."""
     _connections_ended(terminate=True)
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
         return cursor.fetchone()[0]
 
