@@ -560,3 +560,49 @@ def slow_receiver() -> Iterator[Receiver]:
     yield receiver
     receiver.hold.clear()
     receiver.server.shutdown()
+
+
+def _connections_ended(*, terminate: bool = False) -> None:
+    """Wait until no other client connection of the test database remains, having ended them first when
+    `terminate`. A backend leaves pg_stat_activity last: after it has run what its client had sent (a COMMIT
+    of a client killed just after sending it) and flushed its statistics."""
+    others = (
+        "FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'"
+        " AND pid <> pg_backend_pid()"
+    )
+    with connection.cursor() as cursor:
+        if terminate:
+            cursor.execute(f"SELECT pg_terminate_backend(pid) {others}")
+        deadline = time.monotonic() + 30
+        while True:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # read afresh, even inside a transaction
+            cursor.execute(f"SELECT count(*) {others}")
+            if cursor.fetchone()[0] == 0:
+                return
+            assert time.monotonic() < deadline, "a connection of the test database did not end"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def connections_ended():
+    """A function waiting until the other connections of the test database have ended (see _connections_ended)."""
+    return _connections_ended
+
+
+def _deadlocks() -> int:
+    """The test database's deadlock count, exact. A backend counts a deadlock it detects in its own
+    statistics and adds them to pg_stat_database later (when idle, at most once a second, else up to 10 s
+    later, or as it exits), so the count read while a server is still connected may lag behind. So every
+    other client connection of the database is ended first (their servers are stopped by now; a pooler
+    opens new ones when asked): a backend flushes its statistics as it exits."""
+    _connections_ended(terminate=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def deadlocks():
+    """A function giving the test database's deadlock count, exact once the servers using it have stopped."""
+    return _deadlocks

@@ -32,13 +32,6 @@ SECURITY_HEADERS = {
 }
 
 
-def deadlocks() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
-        return cursor.fetchone()[0]
-
-
 def run_clients(count: int, client) -> None:
     """Run `client(index)` in `count` threads at once; re-raise the first error any of them hit."""
     with ThreadPoolExecutor(max_workers=count) as pool:
@@ -52,18 +45,20 @@ def token() -> str:
 
 
 @pytest.fixture
-def deadlocks_before() -> int:
-    return deadlocks()
+def new_deadlocks(deadlocks):
+    """A function giving the number of deadlocks PostgreSQL detected in the test database since the test began."""
+    before = deadlocks()
+    return lambda: deadlocks() - before
 
 
-def assert_clean_run(server, allowed: set[int], deadlocks_before: int) -> None:
+def assert_clean_run(server, allowed: set[int], new_deadlocks) -> None:
     assert set(server.statuses) <= allowed, server.statuses
-    assert deadlocks() == deadlocks_before
+    assert new_deadlocks() == 0
     print(f"{server.requests_made} requests: {dict(server.statuses)}")
 
 
 def test_live__many_clients_update_the_same_users__history_replays(
-    assert_database_history_replays, gunicorn, token, deadlocks_before, served_database
+    assert_database_history_replays, gunicorn, token, new_deadlocks, served_database
 ):
     users_register(user_ids=[1, 2, 3], actor="setup")
     slugs = [f"S{i}" for i in range(6)]
@@ -92,14 +87,14 @@ def test_live__many_clients_update_the_same_users__history_replays(
         )
         assert forged.status_code == 400  # a host outside ALLOWED_HOSTS, on the hot path as elsewhere
 
-    assert_clean_run(server, {200}, deadlocks_before)
+    assert_clean_run(server, {200}, new_deadlocks)
     assert server.statuses[200] == 10 * 20 * 2
     assert assert_database_history_replays() >= 10 * 20
     assert Membership.objects.filter(user_id__in=[1, 2, 3]).count() > 0
 
 
 def test_live__rollouts_change_while_users_register_and_update__covered_users_are_members(
-    assert_database_history_replays, gunicorn, token, deadlocks_before, served_database
+    assert_database_history_replays, gunicorn, token, new_deadlocks, served_database
 ):
     for slug in ("R1", "R2", "M1", "M2"):
         segment_create(slug=slug, actor="setup")
@@ -127,7 +122,7 @@ def test_live__rollouts_change_while_users_register_and_update__covered_users_ar
 
         run_clients(10, client)
 
-    assert_clean_run(server, {200, 201}, deadlocks_before)
+    assert_clean_run(server, {200, 201}, new_deadlocks)
     assert assert_database_history_replays() > 0
     all_users = list(User.objects.values_list("id", flat=True))
     assert len(all_users) == 100 + 4 * 12 * 20
@@ -138,7 +133,7 @@ def test_live__rollouts_change_while_users_register_and_update__covered_users_ar
 
 
 def test_live__segment_deletion_races_with_updates__history_replays(
-    assert_database_history_replays, gunicorn, token, deadlocks_before, served_database
+    assert_database_history_replays, gunicorn, token, new_deadlocks, served_database
 ):
     for slug in ("D1", "D2", "K"):
         segment_create(slug=slug, actor="setup")
@@ -166,13 +161,13 @@ def test_live__segment_deletion_races_with_updates__history_replays(
 
         run_clients(8, client)
 
-    assert_clean_run(server, {200, 201, 204, 404}, deadlocks_before)
+    assert_clean_run(server, {200, 201, 204, 404}, new_deadlocks)
     assert assert_database_history_replays() > 0
     assert HistoryEvent.objects.filter(source="segment_deleted").exists()
 
 
 def test_live__two_expiry_sweeps_at_once_during_updates__each_expiry_written_once(
-    assert_database_history_replays, gunicorn, server_env, token, deadlocks_before, served_database
+    assert_database_history_replays, gunicorn, server_env, token, new_deadlocks, served_database
 ):
     segment_create(slug="T", actor="setup")
     segment_create(slug="U", actor="setup")
@@ -200,7 +195,7 @@ def test_live__two_expiry_sweeps_at_once_during_updates__each_expiry_written_onc
         outputs = [sweeper.communicate(timeout=60)[0].decode() for sweeper in sweepers]
 
     assert [sweeper.returncode for sweeper in sweepers] == [0, 0], outputs
-    assert_clean_run(server, {200}, deadlocks_before)
+    assert_clean_run(server, {200}, new_deadlocks)
     assert assert_database_history_replays() > 4000
     ttl_events = HistoryEvent.objects.filter(source="ttl", segment_slug="T")
     assert ttl_events.count() == 2000
@@ -208,7 +203,7 @@ def test_live__two_expiry_sweeps_at_once_during_updates__each_expiry_written_onc
 
 
 def test_live__manual_adds_race_with_rollout_changes__no_add_is_lost(
-    assert_database_history_replays, gunicorn, token, deadlocks_before, served_database
+    assert_database_history_replays, gunicorn, token, new_deadlocks, served_database
 ):
     segment_create(slug="R", actor="setup")
     users_register(user_ids=list(range(1, 201)), actor="setup")
@@ -229,14 +224,14 @@ def test_live__manual_adds_race_with_rollout_changes__no_add_is_lost(
 
         run_clients(9, client)
 
-    assert_clean_run(server, {200}, deadlocks_before)
+    assert_clean_run(server, {200}, new_deadlocks)
     assert assert_database_history_replays() > 0
     manual = set(Membership.objects.filter(segment__slug="R", source="manual").values_list("user_id", flat=True))
     assert manual == {(index - 1) * 25 + step + 1 for index in range(1, 9) for step in range(16)}
 
 
 def test_live__user_deletion_races_with_rollout_changes__history_replays(
-    assert_database_history_replays, gunicorn, token, deadlocks_before, served_database
+    assert_database_history_replays, gunicorn, token, new_deadlocks, served_database
 ):
     segment_create(slug="R", actor="setup")
     users_register(user_ids=list(range(1, 301)), actor="setup")
@@ -256,7 +251,7 @@ def test_live__user_deletion_races_with_rollout_changes__history_replays(
 
         run_clients(8, client)
 
-    assert_clean_run(server, {200, 201, 204, 404}, deadlocks_before)
+    assert_clean_run(server, {200, 201, 204, 404}, new_deadlocks)
     assert assert_database_history_replays() > 0
     percent = Segment.objects.get(slug="R").rollout_percent
     members = set(Membership.objects.filter(segment__slug="R").values_list("user_id", flat=True))
@@ -264,7 +259,7 @@ def test_live__user_deletion_races_with_rollout_changes__history_replays(
 
 
 def test_live__one_user_and_one_segment_patched_at_once_while_rollouts_change__report_replays(
-    database_url, gunicorn, replay_problems, token, deadlocks_before
+    database_url, gunicorn, replay_problems, token, new_deadlocks
 ):
     """As the defect was found: 16 clients PATCH one user (and many users one segment) while a rollout
     of one of those segments changes; the month's CSV report, in its order, replays to the final state."""
@@ -293,7 +288,7 @@ def test_live__one_user_and_one_segment_patched_at_once_while_rollouts_change__r
         month = timezone.now().strftime("%Y-%m")
         report = server.call(server.session(token), "GET", f"/api/v1/reports/history.csv?from={month}")
 
-    assert_clean_run(server, {200}, deadlocks_before)
+    assert_clean_run(server, {200}, new_deadlocks)
     assert report.status_code == 200
     rows = list(csv.reader(report.text.splitlines(), delimiter=";"))
     assert sum(1 for row in rows if row[0] == "1") > 100

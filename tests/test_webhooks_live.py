@@ -64,11 +64,11 @@ def test_webhook__receiver_fails_twice__retried_with_the_same_id_and_body(receiv
     segment_create(slug="A", actor="t")
     receiver.failures = 2
     start_worker(**PRIVATE)
-    assert wait_for(lambda: len(receiver.posts) >= 3, 30)
-    time.sleep(0.5)
+    attempts = Delivery.objects.filter(message__webhook=webhook).order_by("attempt")
+    # The worker records an attempt after its answer: wait for the third record, not a fixed time.
+    assert wait_for(lambda: attempts.filter(status_code=204).exists(), 30)
     assert len({headers["webhook-id"] for headers, _ in receiver.posts}) == 1
     assert len({body for _, body in receiver.posts}) == 1
-    attempts = Delivery.objects.filter(message__webhook=webhook).order_by("attempt")
     assert [(a.attempt, a.status_code) for a in attempts] == [(1, 500), (2, 500), (3, 204)]
     assert Webhook.objects.get(pk=webhook.pk).failing_since is None
 
@@ -134,11 +134,13 @@ def test_webhook__receiver_trickles_its_answer__cut_10s_after_the_start(receiver
     started = time.monotonic()
     assert webhook_deliver_next(webhook.pk) is False
     elapsed = time.monotonic() - started
-    assert 10 <= elapsed < 12, elapsed
-    assert 9 <= receiver.trickled <= 12  # the answer has ~70 bytes
+    # Never before 10 s; after it, as soon as this process's threads get the processor and the attempt is
+    # recorded: 5 s more keep a loaded machine's delays and still fail a cut at twice the timeout.
+    assert 10 <= elapsed < 15, elapsed
+    assert 5 <= receiver.trickled < 61  # bytes kept coming (about one a second), the whole answer never did
     (attempt,) = Delivery.objects.filter(message__webhook=webhook)
     assert (attempt.status_code, attempt.error) == (None, "TimeoutError: no whole answer within 10 s")
-    assert 10_000 <= attempt.duration_ms < 12_000
+    assert 10_000 <= attempt.duration_ms < 15_000
 
 
 def test_webhook__2xx_whose_body_trickles_past_the_timeout__failed_then_retried(receiver, settings):

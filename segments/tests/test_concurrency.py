@@ -39,6 +39,24 @@ def run_threads(count: int, target) -> list[BaseException]:
     return errors
 
 
+def wait_for(check, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def blocked_by_me(pids: list[int]) -> bool:
+    """Whether the backend in `pids` (once there) waits for a lock this connection's backend holds."""
+    if not pids:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid() = ANY(pg_blocking_pids(%s))", [pids[0]])
+        return cursor.fetchone()[0]
+
+
 def test_memberships_update__parallel_updates_of_one_user__history_replays(assert_database_history_replays):
     User.objects.create(id=1000)
     Segment.objects.bulk_create([Segment(slug=slug) for slug in SLUGS])
@@ -108,19 +126,24 @@ def test_rollout_apply__concurrent_rollouts_and_registrations__members_match_fin
 def test_users_register__during_an_uncommitted_rollout__sees_its_new_percent(assert_database_history_replays):
     Segment.objects.create(slug="S")
     rollout_apply(slug="S", percent=Decimal(50), actor="setup")
-    rollout_started, registering = threading.Event(), threading.Event()
+    rollout_started, registered = threading.Event(), threading.Event()
+    registrant: list[int] = []  # the registering connection's backend pid
 
     def worker(index: int) -> None:
         if index == 0:
             with transaction.atomic():
                 rollout_apply(slug="S", percent=Decimal(10), actor="rollout")
                 rollout_started.set()
-                registering.wait(10)
-                time.sleep(0.5)  # the registration is now inside its transaction, waiting or not
+                # Commit only once the registration waits for this transaction's locks (or, were it not to
+                # wait, has finished): a fixed sleep let a slow registration start after the commit.
+                assert wait_for(lambda: registered.is_set() or blocked_by_me(registrant), 30)
         else:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                registrant.append(cursor.fetchone()[0])
             rollout_started.wait(10)
-            registering.set()
             users_register(user_ids=list(range(1, 1001)), actor="register")
+            registered.set()
 
     assert run_threads(2, worker) == []
     members = set(Membership.objects.filter(segment__slug="S").values_list("user_id", flat=True))
