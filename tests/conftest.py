@@ -545,21 +545,22 @@ class Receiver:
         return [event for _, body in self.posts for event in json.loads(body).get("events", [])]
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def _receiver_running() -> Iterator[Receiver]:
     receiver = Receiver()
     yield receiver
     receiver.hold.clear()
     receiver.server.shutdown()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    yield from _receiver_running()
 
 
 @pytest.fixture
 def slow_receiver() -> Iterator[Receiver]:
     """A second receiver, for the webhooks of a test that answer slowly (set its `delay`)."""
-    receiver = Receiver()
-    yield receiver
-    receiver.hold.clear()
-    receiver.server.shutdown()
+    yield from _receiver_running()
 
 
 def _connections_ended(*, terminate: bool = False) -> None:
