@@ -3,7 +3,7 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    GUNICORN_BIND=0.0.0.0:8000 \
+    SERVE_BIND=0.0.0.0:8000 \
     MEDIA_ROOT=/app/media
 
 RUN apt-get update \

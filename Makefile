@@ -3,6 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+SERVE_PID ?= .serve.pid
 # Tests need some secret key; the real one comes from the environment or .env.
 TEST_ENV := DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key-not-for-production}
 # `manage.py check --deploy` runs with the settings production would have: a long random key, HTTPS only.
@@ -33,7 +34,11 @@ install: $(VENV)/.installed
 db: install
 	@if [ -z "$$DATABASE_URL" ]; then $(BIN)/python -m core.local_db start >/dev/null; fi
 
+# Stops what `make run` (serve-all) started, then the embedded PostgreSQL.
 stop: install
+	@pid=$$(cat $(SERVE_PID) 2>/dev/null); if [ -n "$$pid" ] && kill -TERM "$$pid" 2>/dev/null; then \
+	  echo "stopping the server and the worker (pid $$pid)"; \
+	  for _ in $$(seq 120); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.25; done; fi; rm -f $(SERVE_PID)
 	$(BIN)/python -m core.local_db stop
 
 migrate: db
@@ -54,12 +59,12 @@ worker: db
 	$(BIN)/python manage.py worker
 
 # The web server and the worker as two processes that stop together: when either ends, or on
-# Ctrl-C or SIGTERM, the other is stopped too.
+# Ctrl-C or SIGTERM (`make stop`, which finds them by $(SERVE_PID)), the other is stopped too.
 serve-all: SHELL := /bin/bash
 serve-all: db
-	@$(BIN)/gunicorn -c gunicorn.conf.py & web=$$!; $(BIN)/python manage.py worker & worker=$$!; \
+	@echo $$$$ > $(SERVE_PID); $(BIN)/gunicorn -c gunicorn.conf.py & web=$$!; $(BIN)/python manage.py worker & worker=$$!; \
 	trap 'kill -TERM $$web $$worker 2>/dev/null' INT TERM; \
-	wait -n; kill -TERM $$web $$worker 2>/dev/null; wait
+	wait -n; kill -TERM $$web $$worker 2>/dev/null; wait; rm -f $(SERVE_PID)
 
 # Local first start: the same steps as the Docker image, plus an admin account and an API token.
 run: install db .env

@@ -19,10 +19,11 @@ from environ import Env
 
 from segmenter.log_format import JSON_FORMATTER
 
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+bind = os.environ.get("SERVE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "uvicorn_worker.UvicornWorker")
-wsgi_app = "segmenter.asgi:application" if "uvicorn" in worker_class.lower() else "segmenter.wsgi:application"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "segmenter.web_worker.UvicornWorker")
+ASGI_APP = "segmenter.asgi:application"
+wsgi_app = ASGI_APP if "uvicorn" in worker_class.lower() else "segmenter.wsgi:application"
 # Threads per worker: gthread's, or the ASGI entry's pool, which reads the variable in the worker.
 threads = int(os.environ.setdefault("GUNICORN_THREADS", "4"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
@@ -69,6 +70,13 @@ def _remove_metrics_files() -> None:
 
 
 def on_starting(server) -> None:
+    named = getattr(server.app, "app_uri", ASGI_APP)
+    if named != ASGI_APP and "uvicorn" in server.cfg.worker_class_str.lower():
+        # `gunicorn segmenter.wsgi:application`, Django's way of serving a project: a WSGI application
+        # needs a WSGI worker, so it is served by gthread (without the ASGI entry's slow-client guard).
+        server.log.warning("%s is a WSGI application: serving it with gunicorn's gthread workers", named)
+        server.cfg.set("worker_class", "gthread")
+        server.worker_class = server.cfg.worker_class
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     _remove_metrics_files()
 

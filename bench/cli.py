@@ -9,12 +9,12 @@ from pathlib import Path
 
 from bench import bulk, checks, dataset, imports, markdown, webhooks
 from bench.load import BATCH_USERS, LoadSettings, Target, interleave
-from bench.servers import ROOT, UVICORN, ServerConfig, granian_ensure, snapshot
+from bench.servers import ROOT, SERVED, ServerConfig, granian_ensure, snapshot
 from bench.stats import median
 from bench.tools import require_tools
 
 # What gunicorn.conf.py runs on 2 CPUs: the endpoints and the latency table are measured under it.
-DEFAULT = ServerConfig("gunicorn uvicorn 3×4", "gunicorn", workers=3, threads=4, worker_class=UVICORN)
+DEFAULT = ServerConfig("gunicorn uvicorn 3×4", "gunicorn", workers=3, threads=4, worker_class=SERVED)
 # What it ran before (slow clients held its threads): the endpoints table measures GET and PATCH under it too.
 GTHREAD = ServerConfig("gunicorn gthread 3×4", "gunicorn", workers=3, threads=4)
 GUNICORN_CONFIGS = [
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> None:
         configs = GUNICORN_CONFIGS + ([GRANIAN] if granian_ensure() else [])
         targets = [Target("pgbench -M prepared", None, dsn=dsn, connections=args.connections)]
         for config in configs:
-            for app in ("service",) if config.worker_class == UVICORN else ("service", "bare"):
+            for app in ("service",) if config.worker_class == SERVED else ("service", "bare"):
                 targets.append(Target(f"{config.name} {app}", config, app=app, dsn=dsn, connections=args.connections))
         interleave(targets, lambda t: users_of[t.dsn], settings, log)
         results.servers = targets

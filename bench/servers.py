@@ -15,8 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _code = [ROOT]
 BIN = Path(sys.executable).parent
 APPS = {"service": "segmenter.wsgi:application", "bare": "bench.bare_app:application"}
-UVICORN = "uvicorn_worker.UvicornWorker"
-ASGI_SERVICE = "segmenter.asgi:application"  # the service under uvicorn's worker (the bare app is WSGI only)
+SERVED = ""  # worker_class of the production server: gunicorn.conf.py's own worker and app (the ASGI entry)
 GRANIAN_VERSION = "2.8.9"
 FORWARDED_HTTPS = {"X-Forwarded-Proto": "https"}
 # The settings under test: the defaults, and the HTTPS settings of a deployment behind a TLS-terminating
@@ -82,7 +81,7 @@ class ServerConfig:
     name: str
     server: str  # gunicorn | granian
     workers: int
-    worker_class: str = "gthread"  # gunicorn only; uvicorn's serves segmenter/asgi.py
+    worker_class: str = "gthread"  # gunicorn only; SERVED: as gunicorn.conf.py serves the service
     threads: int = 1
     keepalive: int = 5
     code: Path | None = None  # the code it serves: the run's snapshot unless given (bench.compare's baseline)
@@ -94,14 +93,16 @@ class ServerConfig:
     def command(self, app: str, port: int) -> tuple[list[str], dict[str, str]]:
         if self.server == "gunicorn":
             env = {
-                "GUNICORN_BIND": f"127.0.0.1:{port}",
+                "SERVE_BIND": f"127.0.0.1:{port}",
+                "GUNICORN_BIND": f"127.0.0.1:{port}",  # its name in revisions before SERVE_BIND (bench.compare)
                 "WEB_CONCURRENCY": str(self.workers),
-                "GUNICORN_WORKER_CLASS": self.worker_class,
                 "GUNICORN_THREADS": str(self.threads),
                 "GUNICORN_KEEPALIVE": str(self.keepalive),
             }
-            app_path = ASGI_SERVICE if app == "service" and self.worker_class == UVICORN else APPS[app]
-            return [str(BIN / "gunicorn"), "-c", str(self.directory / "gunicorn.conf.py"), app_path], env
+            command = [str(BIN / "gunicorn"), "-c", str(self.directory / "gunicorn.conf.py")]
+            if self.worker_class == SERVED:
+                return command, env
+            return [*command, APPS[app]], {**env, "GUNICORN_WORKER_CLASS": self.worker_class}
         command = [
             str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(self.workers), "--blocking-threads", str(self.threads), "--no-ws",

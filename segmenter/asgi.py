@@ -17,9 +17,10 @@ reports stay streamed; uvicorn drops the body of a HEAD answer.
 import asyncio
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from tempfile import SpooledTemporaryFile
 
-from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import build_environ
 from django.conf import settings
 from django.http import HttpResponse
 
@@ -28,9 +29,8 @@ from core.errors import problem_json_response
 from core.middleware import body_length, body_refusal, large_body_refusal
 from segmenter.wsgi import application as wsgi_application
 
-CHUNK = 65_536
 MIB = 1_048_576
-_bridge = WSGIMiddleware(wsgi_application, workers=int(os.environ.get("GUNICORN_THREADS", "1")))
+_pool = ThreadPoolExecutor(int(os.environ.get("GUNICORN_THREADS", "1")), thread_name_prefix="wsgi")
 
 
 async def application(scope, receive, send) -> None:
@@ -38,8 +38,7 @@ async def application(scope, receive, send) -> None:
         await _lifespan(receive, send)
         return
     if scope["type"] != "http":
-        await _bridge(scope, receive, send)
-        return
+        return  # no websockets
     body = SpooledTemporaryFile(max_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)  # noqa: SIM115 - closed below
     try:
         length = await _body_to_read(scope)
@@ -55,7 +54,7 @@ async def application(scope, receive, send) -> None:
             if not arrived:
                 return  # the client went away before its body arrived
         body.seek(0)
-        await _bridge(scope, _replay(body), send)
+        await _serve(scope, body, send)
     finally:
         body.close()
 
@@ -79,7 +78,7 @@ async def _body_to_read(scope) -> int | HttpResponse:
         return 0
     if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:  # the caller is looked up in the database: not in the loop
         caller = (path, content_length, headers.get(b"authorization"), headers.get(b"cookie"))
-        refusal = await asyncio.get_running_loop().run_in_executor(_bridge.executor, large_body_refusal, *caller)
+        refusal = await asyncio.get_running_loop().run_in_executor(_pool, large_body_refusal, *caller)
         if refusal:
             return refusal
     return length
@@ -121,11 +120,42 @@ async def _answer(scope, send, response: HttpResponse) -> None:
         )
 
 
-def _replay(body):
-    """An ASGI receive that hands the buffered body to the WSGI bridge in chunks."""
+async def _serve(scope, body, send) -> None:
+    """Run the WSGI application on the buffered request in the pool: one trip there and back for an
+    ordinary response; a streamed one (CSV reports) is read a chunk per trip."""
+    loop = asyncio.get_running_loop()
+    status, headers, content, streamed = await loop.run_in_executor(_pool, _call, build_environ(scope, body))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    if streamed is None:
+        await send({"type": "http.response.body", "body": content})
+        return
+    try:
+        chunks = iter(streamed)
+        while (chunk := await loop.run_in_executor(_pool, next, chunks, None)) is not None:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        await loop.run_in_executor(_pool, _close, streamed)
 
-    async def receive() -> dict:
-        chunk = body.read(CHUNK)
-        return {"type": "http.request", "body": chunk, "more_body": len(chunk) == CHUNK}
 
-    return receive
+def _call(environ) -> tuple[int, list, bytes, object]:
+    started = []
+
+    def start_response(status, response_headers, exc_info=None):
+        started[:] = [
+            int(status[:3]),
+            [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in response_headers],
+        ]
+
+    result = wsgi_application(environ, start_response)
+    if getattr(result, "streaming", False):
+        return *started, b"", result
+    try:
+        return *started, b"".join(result), None
+    finally:
+        _close(result)
+
+
+def _close(result) -> None:
+    if hasattr(result, "close"):
+        result.close()

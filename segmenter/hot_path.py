@@ -4,11 +4,13 @@ GET and changed by the v1 PATCH.
 Other services call these for every page view, and Django's middleware, URL resolving and
 DRF's request cycle cost several times the query itself. This WSGI wrapper answers only the
 plain success case of `GET /api/v1/users/{id}/segments/`, `GET /api/get_user_segments?user_id=N`
+(or with `{"user_id": N}` in a JSON body, as the older service's clients send it)
 and `PATCH /api/v1/users/{id}/segments/`: a token the cache knows (a writing one for the PATCH),
 a well-formed id, a registered user, no query-string or Accept variations, an allowed host, HTTPS
-when SECURE_SSL_REDIRECT asks for it, and for the PATCH a JSON body of at most 64 KiB that
-`MembershipsPatchSerializer` accepts and, when SEGMENTER_WRITE_RATE is set, a count within it (counted
-once by core/throttles.py, which Django's throttle then reads if the lane leaves the request to it).
+when SECURE_SSL_REDIRECT asks for it, and for the PATCH (the seed GET with a body) a JSON body of at
+most 64 KiB that `MembershipsPatchSerializer` (`UserIdSerializer`) accepts and, when SEGMENTER_WRITE_RATE
+is set, a count within it (counted once by core/throttles.py, which Django's throttle then reads if the
+lane leaves the request to it).
 It runs the same selector or service (one query each; the token comes from the cache) and returns
 the same status, headers and body as Django would; the headers come from Django's own header
 middleware, run once at start on a sample response. Anything
@@ -43,8 +45,9 @@ from django.urls import resolve
 from core import replica, telemetry
 from core.auth import ANONYMOUS, Client, bearer_token, token_cache, token_hash
 from core.fields import MAX_USER_ID
-from core.parsers import JSONParser
+from core.parsers import AnyContentTypeJSONParser, JSONParser
 from core.throttles import WriteThrottle, request_rate_hit
+from segmenter.seed_api import UserIdSerializer
 from segments.selectors import user_segment_slugs
 from segments.serializers import MembershipsChangeSerializer, MembershipsPatchSerializer
 from segments.services import memberships_update
@@ -105,6 +108,7 @@ OFF_WHEN_SET = ("DEBUG", "USE_X_FORWARDED_HOST", "PREPEND_WWW", "DISALLOWED_USER
 
 _PATCH_BODY = MembershipsPatchSerializer()  # validates without state, so one instance serves every thread
 _CHANGE = MembershipsChangeSerializer()
+_SEED_BODY = UserIdSerializer()
 
 Answer = tuple[list[tuple[str, str]], bytes]
 
@@ -154,27 +158,37 @@ def _get(environ) -> Answer | str:
     config = _config()
     if config is None:
         return "the fast lane is off"
-    if environ.get("REQUEST_METHOD") != "GET" or environ.get("CONTENT_LENGTH") not in (None, "", "0"):
-        return "not a GET without a body"
+    if environ.get("REQUEST_METHOD") != "GET":
+        return "not a GET"
     if "HTTP_TRANSFER_ENCODING" in environ:
         return "a chunked body: Django answers 411"
     path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
-    match = V1_PATH.fullmatch(path) if not query else SEED_QUERY.fullmatch(query) if path == SEED_PATH else None
-    if match is None:
-        return "not a fast-lane URL"
+    length = environ.get("CONTENT_LENGTH") or "0"
+    if length != "0":  # the seed API's GET with {"user_id": N} in a JSON body, as the older service's clients call it
+        if path != SEED_PATH or query:
+            return "a GET with a body other than the seed API's"
+        if not CONTENT_LENGTH.fullmatch(length) or int(length) > MAX_PATCH_BODY:
+            return f"not a Content-Length of 1 to {MAX_PATCH_BODY} bytes"
+        match = None
+    else:
+        match = V1_PATH.fullmatch(path) if not query else SEED_QUERY.fullmatch(query) if path == SEED_PATH else None
+        if match is None:
+            return "not a fast-lane URL"
+        if not 1 <= int(match.group(1)) <= MAX_USER_ID:
+            return "a user id out of range"
     if environ.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT:
         return "an Accept header other than JSON"
-    user_id = int(match.group(1))
-    if not 1 <= user_id <= MAX_USER_ID:
-        return "a user id out of range"
     headers = _headers_for(environ, config, "seed" if path == SEED_PATH else "v1")
     if isinstance(headers, str):
         return headers
     _recycle_old_connection()
     try:
-        client = _client(environ, config)
+        client = _client(environ, config)  # before a body: no body is read for a caller Django refuses
         if isinstance(client, str):
             return client
+        user_id = int(match.group(1)) if match else _seed_body_user_id(environ, int(length))
+        if isinstance(user_id, str):
+            return user_id
         slugs = replica.read(lambda alias: user_segment_slugs(user_id, using=alias))
     except Exception as exc:  # noqa: BLE001 - Django answers the same request with its own error handling
         return f"the database failed ({type(exc).__name__})"
@@ -183,6 +197,16 @@ def _get(environ) -> Answer | str:
     if path == SEED_PATH:
         return headers, _json({"segments": slugs, "user_id": user_id})
     return headers, _json({"user_id": user_id, "segments": slugs})
+
+
+def _seed_body_user_id(environ, length: int) -> int | str:
+    """The user id of a seed GET's JSON body, read with the view's parser and serializer; or why Django answers."""
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)  # for Django, if it answers instead
+    try:
+        return _SEED_BODY.run_validation(AnyContentTypeJSONParser().parse(io.BytesIO(body)))["user_id"]
+    except Exception as exc:  # noqa: BLE001 - the view runs the same parser and serializer and answers it
+        return f"a body Django refuses ({type(exc).__name__})"
 
 
 def _patch(environ) -> Answer | str:

@@ -38,7 +38,7 @@ def _free_port() -> int:
 
 
 def _server_env(url: str, **extra: str) -> dict[str, str]:
-    clean = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "GUNICORN_"))}
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "GUNICORN_", "SERVE_"))}
     return {
         **clean,
         "DATABASE_URL": url,
@@ -51,13 +51,19 @@ def _server_env(url: str, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def _gunicorn(url: str, workers: int = 4, threads: int = 4, **extra_env: str) -> Iterator["Server"]:
+def _gunicorn(
+    url: str,
+    workers: int = 4,
+    threads: int = 4,
+    command: tuple[str, ...] = ("-c", "gunicorn.conf.py"),
+    **extra_env: str,
+) -> Iterator["Server"]:
     """Run gunicorn as gunicorn.conf.py sets it up (the production server) until the block ends; yields once
-    /api/health/ answers 200."""
+    /api/health/ answers 200. `command`: gunicorn's arguments."""
     port = _free_port()
     env = _server_env(
         url,
-        GUNICORN_BIND=f"127.0.0.1:{port}",
+        SERVE_BIND=f"127.0.0.1:{port}",
         WEB_CONCURRENCY=str(workers),
         GUNICORN_THREADS=str(threads),
         GUNICORN_TIMEOUT="30",
@@ -65,7 +71,7 @@ def _gunicorn(url: str, workers: int = 4, threads: int = 4, **extra_env: str) ->
     )
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
-        [str(GUNICORN), "-c", "gunicorn.conf.py"],
+        [str(GUNICORN), *command],
         cwd=settings.BASE_DIR,
         env=env,
         stdout=log,

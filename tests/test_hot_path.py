@@ -83,6 +83,46 @@ def test_seed_get__fast_lane__same_response_as_django(member, read_only_token):
     assert served[2] == b'{"segments":["A_SEG","B_SEG"],"user_id":42}'
 
 
+def seed_body_environ(body: bytes, token: str | None, content_type: str = "application/json", **extra) -> dict:
+    headers = {"HTTP_HOST": "localhost", **extra}
+    if token:
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return RequestFactory().generic("GET", "/api/get_user_segments", body, content_type=content_type, **headers).environ
+
+
+def both_seed_body(body: bytes, token: str | None, **extra):
+    """As `both`, for the seed GET with a JSON body (the older service's clients send `{"user_id": N}`)."""
+    fast = hot_path._answer(seed_body_environ(body, token, **extra))
+    served = call(application, seed_body_environ(body, token, **extra))
+    return fast, served, call(WSGIHandler(), seed_body_environ(body, token, **extra))
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "application/x-www-form-urlencoded", ""])
+def test_seed_get_with_json_body__fast_lane__same_response_as_django(member, read_only_token, content_type):
+    fast, served, django = both_seed_body(b'{"user_id": 42}', read_only_token, content_type=content_type)
+    assert fast is not None
+    assert served == django
+    assert served[2] == b'{"segments":["A_SEG","B_SEG"],"user_id":42}'
+
+
+@pytest.mark.parametrize(
+    ("body", "use_token", "content_type", "status"),
+    [
+        (b'{"user_id": 43}', True, "application/json", "404 Not Found"),
+        (b'{"user_id": "x"}', True, "application/json", "400 Bad Request"),
+        (b'{"user_id": 0}', True, "application/json", "400 Bad Request"),
+        (b'{"user_id": 42', True, "application/json", "400 Bad Request"),
+        (b"[42]", True, "application/json", "400 Bad Request"),
+        (b'{"user_id": 42}', False, "application/json", "401 Unauthorized"),
+    ],
+)
+def test_seed_get_with_other_bodies__go_to_django__same_response(member, token, body, use_token, content_type, status):
+    fast, served, django = both_seed_body(body, token if use_token else None, content_type=content_type)
+    assert fast is None
+    assert served == django
+    assert served[0] == status
+
+
 @pytest.mark.parametrize(
     ("path", "use_token", "extra", "status"),
     [

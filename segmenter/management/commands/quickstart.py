@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = "Local first start: seed 1000 users, an admin account and an API token if there are none."
 
     def add_arguments(self, parser):
-        parser.add_argument("--url", default="http://" + os.environ.get("GUNICORN_BIND", "127.0.0.1:8000"))
+        parser.add_argument("--url", default="http://" + os.environ.get("SERVE_BIND", "127.0.0.1:8000"))
 
     def handle(self, *args, url: str, **options):
         if not User.objects.exists():

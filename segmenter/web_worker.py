@@ -1,0 +1,49 @@
+"""The web server's worker process (gunicorn.conf.py): uvicorn's gunicorn worker, stopping quietly.
+
+uvicorn's server, once it has shut down on SIGTERM or SIGINT, raises the signal again so that the
+process dies of it; gunicorn's master then logs `Worker (pid:…) was sent SIGTERM!` at ERROR for every
+worker of an ordinary stop. This worker ends as every gunicorn worker does once it is done: exit 0,
+also on the SIGQUIT the master sends on Ctrl-C, and when stopped while still booting.
+"""
+
+import asyncio
+import signal
+import socket
+from contextlib import contextmanager
+
+import uvicorn
+import uvicorn_worker
+from gunicorn.arbiter import Arbiter
+
+
+class Server(uvicorn.Server):
+    @contextmanager
+    def capture_signals(self):
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()  # shut down already: nothing to raise again
+
+
+class UvicornWorker(uvicorn_worker.UvicornWorker):
+    def init_signals(self) -> None:
+        super().init_signals()
+        # Until the server takes the signals over (and after it gives them back), a stop while booting
+        # ends the worker quietly too, instead of killing it by the signal.
+        for stop in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(stop, _exit)
+
+    async def _serve(self) -> None:
+        self.config.app = self.wsgi
+        server = Server(config=self.config)
+        # gunicorn's master stops workers with SIGQUIT on its own SIGINT (Ctrl-C): uvicorn's worker only
+        # marks itself dead on it and keeps serving until killed 30 s later; here it shuts the server down.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, server.handle_exit, signal.SIGQUIT, None)
+        # Copies of the listening sockets: the event loop closes them at shutdown, and gunicorn's own
+        # objects then stay open until the process ends instead of failing to close twice (EBADF).
+        await server.serve(sockets=[socket.fromfd(s.fileno(), s.family, s.type) for s in self.sockets])
+        if not server.started:
+            raise SystemExit(Arbiter.WORKER_BOOT_ERROR)
+
+
+def _exit(signum, frame) -> None:
+    raise SystemExit(0)
