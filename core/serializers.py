@@ -49,6 +49,16 @@ def problems(*statuses: int) -> dict:
     }
 
 
+def request_example(name: str, value: dict, media_type: str = "application/json"):
+    """An `examples` entry for @extend_schema: a request body Swagger UI's "Try it out" fills in (in place of
+    one it would make up from the fields' types). Each must be a request the API accepts: the schema test
+    (tests/test_schema_examples.py) sends every one to a live server. `media_type` is the body's in the
+    schema (`*/*` for the seed API, which reads JSON whatever the Content-Type)."""
+    from drf_spectacular.utils import OpenApiExample
+
+    return OpenApiExample(name, value=value, request_only=True, media_type=media_type)
+
+
 def validated(serializer_class, data) -> dict:
     """Validate request data with an input serializer; a ValidationError becomes a 400 problem.
 
