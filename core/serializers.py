@@ -1,18 +1,42 @@
 """Serializers shared by every app: the problem body and a base that refuses unknown fields."""
 
+import difflib
+
 from django.http import QueryDict
 from rest_framework import serializers
 
 
 class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, so that a typo is a 400 rather than silently ignored."""
+    """Refuses fields it does not know, so that a typo is a 400 rather than silently ignored; the refusal names
+    the known field it is closest to."""
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
+            unknown = sorted(set(data) - set(self.fields), key=str)
             if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+                raise serializers.ValidationError({name: [unknown_field(str(name), self.fields)] for name in unknown})
         return super().to_internal_value(data)
+
+
+def unknown_field(name: str, known) -> str:
+    """The message refusing field `name`: with the closest of the `known` names, if one is close enough."""
+    closest = closest_name(name, list(known))
+    return f"Unknown field; did you mean `{closest}`?" if closest else "Unknown field."
+
+
+def closest_name(name: str, known: list[str]) -> str | None:
+    """The known name `name` is most likely a typo or a shortening of: the closest by difflib (`rollout` ->
+    `rollout_percent`), else the one it begins (`desc` -> `description`), else one with a word close to it
+    (`ttl` -> `ttl_seconds`, `percent` -> `rollout_percent`); None when none is."""
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return close[0]
+    longer = [field for field in known if field.startswith(name)]
+    if len(longer) == 1:  # a shortening: `desc` -> `description`
+        return longer[0]
+    words = {word: field for field in known for word in field.split("_")[::-1] if word}
+    close = difflib.get_close_matches(name, list(words), n=1, cutoff=0.8)
+    return words[close[0]] if close else None
 
 
 class ProblemSerializer(serializers.Serializer):
