@@ -10,6 +10,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from procrastinate.exceptions import ConnectorException
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
@@ -206,6 +207,14 @@ _DRF_CODES = [
 
 
 def exception_handler(exc, context) -> Response:
+    request = context.get("request")
+    if request is not None:
+        # Problems are JSON whatever the view renders otherwise (the schema's YAML, Swagger UI's HTML page).
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+    return _problem_of(exc)
+
+
+def _problem_of(exc) -> Response:
     if isinstance(exc, SegmentNotFound):
         exc = exc.with_case_matches()
     if isinstance(exc, ServiceError):

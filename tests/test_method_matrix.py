@@ -272,7 +272,8 @@ def test_head_with_a_patch_body__read_only_token__changes_nothing(data, read_onl
 
 def test_every_route__405_exactly_for_the_methods_allow_leaves_out__never_options(data, token):
     """Allow lists what a route answers: every method it leaves out (OPTIONS and TRACE included) is a 405
-    problem, every method it lists is not. The admin, Django's own pages, is left out."""
+    problem (JSON, on the schema's and Swagger UI's paths too), every method it lists is not. The admin,
+    Django's own pages, is left out."""
     disagreements = []
     for template, path in _routes():
         if template.startswith("/admin/"):
@@ -281,11 +282,14 @@ def test_every_route__405_exactly_for_the_methods_allow_leaves_out__never_option
         statuses, allowed = {}, set()
         for method in METHODS:
             with transaction.atomic():
-                status, headers, _ = _call(method, path, body, token)
+                status, headers, content = _call(method, path, body, token)
                 transaction.set_rollback(True)
             statuses[method] = status
             if "Allow" in headers:
                 allowed.add(headers["Allow"])
+            if status == 405 and method != "HEAD":
+                assert headers["Content-Type"] == "application/problem+json", (template, method)
+                assert json.loads(content)["code"] == "method_not_allowed", (template, method, content)
         assert len(allowed) == 1, (template, allowed)
         listed = {method.strip() for method in allowed.pop().split(",")}
         refused = {method for method, status in statuses.items() if status == 405}
