@@ -10,7 +10,6 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from procrastinate.exceptions import ConnectorException
 from rest_framework import exceptions
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
@@ -207,6 +206,8 @@ _DRF_CODES = [
 
 
 def exception_handler(exc, context) -> Response:
+    from rest_framework.renderers import JSONRenderer  # reads the settings: segmenter/asgi.py imports this module first
+
     request = context.get("request")
     if request is not None:
         # Problems are JSON whatever the view renders otherwise (the schema's YAML, Swagger UI's HTML page).
