@@ -1,5 +1,6 @@
 """Every request example in the OpenAPI schema (what Swagger UI's "Try it out" fills in) is a request the API
-accepts: each is sent to a live server, on the data below, and must get a 2xx."""
+accepts: each body example, and each operation with its query parameters' examples, is sent to a live server,
+on the data below, and must get a 2xx."""
 
 import pytest
 import requests
@@ -14,7 +15,8 @@ from users.services import users_register
 # segments, and a webhook. Examples that create a segment create AVITO_DISCOUNT_50, which is not here.
 USERS = [1000, 1001]
 SEGMENTS = ["AVITO_VOICE_MESSAGES", "AVITO_DISCOUNT_30", "AVITO_PERFORMANCE_VAS"]
-# Path parameters, filled with the objects above (the webhook's id is read when it is made).
+# Path parameters, and required query parameters without an example, filled with the objects above (the
+# webhook's id is read when it is made).
 PATH_VALUES = {"slug": "AVITO_VOICE_MESSAGES", "user_id": "1000"}
 # Writes without examples, and why: an import's body is a file, not a form to fill in.
 WITHOUT_EXAMPLES = {("/api/v1/segments/{slug}/imports/", "post")}
@@ -51,11 +53,39 @@ def _examples(schema: dict) -> list[tuple[str, str, str, dict]]:
     return found
 
 
-def test_schema_examples__each_sent_to_a_live_server__2xx(server):
+def _query_examples(schema: dict) -> list[tuple[str, str, dict, list[str]]]:
+    """(path, method, {parameter: example}, required parameters without one) of every operation with query
+    parameter examples."""
+    found = []
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            query = [parameter for parameter in operation.get("parameters", []) if parameter["in"] == "query"]
+            examples = {
+                parameter["name"]: parameter.get("example", parameter["schema"].get("example"))
+                for parameter in query
+                if "example" in parameter or "example" in parameter["schema"]
+            }
+            required = [p["name"] for p in query if p.get("required") and p["name"] not in examples]
+            if examples:
+                found.append((path, method, examples, required))
+    return found
+
+
+@pytest.fixture
+def session(server) -> requests.Session:
     token = token_create(name="examples")[1]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
-    schema = session.get(f"{server}/api/schema/?format=json", timeout=10).json()  # what Swagger UI reads
+    return session
+
+
+@pytest.fixture
+def schema(server, session) -> dict:
+    """The schema the server serves, which Swagger UI reads."""
+    return session.get(f"{server}/api/schema/?format=json", timeout=10).json()
+
+
+def test_schema_examples__each_body_sent_to_a_live_server__2xx(server, session, schema):
     examples = _examples(schema)
 
     with_examples = {(path, method) for path, method, _, _ in examples}
@@ -74,4 +104,17 @@ def test_schema_examples__each_sent_to_a_live_server__2xx(server):
         response = session.request(method, url, json=body, timeout=10)
         if not 200 <= response.status_code < 300:
             refused.append((method.upper(), path, name, response.status_code, response.text[:300]))
+    assert refused == []
+
+
+def test_schema_examples__query_parameters_sent_to_a_live_server__2xx(server, session, schema):
+    operations = _query_examples(schema)
+    assert ("/api/v1/reports/history.csv", "get") in {(path, method) for path, method, _, _ in operations}
+    refused = []
+    for path, method, examples, required in operations:
+        values = _world()
+        query = {**examples, **{name: values[name] for name in required}}
+        response = session.request(method, server + path.format_map(values), params=query, timeout=10)
+        if not 200 <= response.status_code < 300:
+            refused.append((method.upper(), path, query, response.status_code, response.text[:300]))
     assert refused == []
