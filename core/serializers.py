@@ -5,6 +5,11 @@ import difflib
 from django.http import QueryDict
 from rest_framework import serializers
 
+# Unknown fields of one body compared with the known ones (a 1 MiB body holds 100,000 names; the rest are
+# refused without a suggestion), and the longest name compared (no field's name is near it).
+MAX_SUGGESTED_FIELDS = 20
+MAX_SUGGESTED_NAME = 100
+
 
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, so that a typo is a 400 rather than silently ignored; the refusal names
@@ -12,15 +17,20 @@ class StrictSerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields), key=str)
+            unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError({name: [unknown_field(str(name), self.fields)] for name in unknown})
+                raise serializers.ValidationError(
+                    {
+                        name: [unknown_field(name, self.fields, index < MAX_SUGGESTED_FIELDS)]
+                        for index, name in enumerate(unknown)
+                    }
+                )
         return super().to_internal_value(data)
 
 
-def unknown_field(name: str, known) -> str:
+def unknown_field(name: str, known, suggest: bool = True) -> str:
     """The message refusing field `name`: with the closest of the `known` names, if one is close enough."""
-    closest = closest_name(name, list(known))
+    closest = closest_name(name, list(known)) if suggest and len(name) <= MAX_SUGGESTED_NAME else None
     return f"Unknown field; did you mean `{closest}`?" if closest else "Unknown field."
 
 

@@ -84,3 +84,10 @@ def test_unknown_slug__differs_only_in_case__404_names_the_segment(problem, api,
 def test_unknown_slug__no_segment_like_it__404_lists_it_alone(problem, api, segment_and_user):
     answer = problem(api.get("/api/v1/segments/AVITO_DISCOUNT_31/"), 404, "segment_not_found")
     assert answer["detail"] == "Unknown segments: AVITO_DISCOUNT_31"
+
+
+def test_unknown_fields__many__suggestions_for_the_first_20_only(problem, api):
+    body = {"slug": "S", **{f"slug_{index:02}": 1 for index in range(25)}}
+    answer = problem(api.post("/api/v1/segments/", body, format="json"), 400, "validation_error")
+    messages = [answer["errors"][f"slug_{index:02}"] for index in range(25)]
+    assert messages == [["Unknown field; did you mean `slug`?"]] * 20 + [["Unknown field."]] * 5
