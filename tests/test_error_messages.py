@@ -68,6 +68,7 @@ def test_unknown_field__names_the_closest_known_one(problem, api, field, message
         ("get", "/api/v1/segments/avito_discount_30/", None),
         ("patch", "/api/v1/segments/avito_discount_30/", {"description": "x"}),
         ("post", "/api/v1/segments/avito_discount_30/rollout/", {"percent": 5}),
+        ("post", "/api/v1/segments/avito_discount_30/imports/", {"user_ids": [1000]}),
         ("patch", "/api/v1/users/1000/segments/", {"add": ["avito_discount_30"]}),
         ("patch", "/api/v1/users/1000/segments/", {"remove": ["avito_discount_30"]}),
         ("post", "/api/v1/webhooks/", {"url": "https://93.184.215.14/x", "segments": ["avito_discount_30"]}),
