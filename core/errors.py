@@ -2,6 +2,7 @@
 
 import logging
 import math
+from collections.abc import Callable
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -10,6 +11,7 @@ from django.http import Http404, JsonResponse
 from procrastinate.exceptions import ConnectorException
 from rest_framework import exceptions
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +36,16 @@ class ValidationFailed(ServiceError):
     status, code, title = 400, "validation_error", "Invalid input"
 
     def __init__(self, errors: dict[str, list[str]]) -> None:
-        detail = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
-        super().__init__(detail, errors=errors)
+        super().__init__(errors_detail(errors), errors=errors)
+
+
+def errors_detail(errors: dict[str, list[str]]) -> str:
+    """The `detail` of a validation_error: each field's messages after its path (`add[1]: ...`), messages about
+    the whole body (key `non_field_errors` in `errors`) alone."""
+    return "; ".join(
+        " ".join(messages) if field == api_settings.NON_FIELD_ERRORS_KEY else f"{field}: {' '.join(messages)}"
+        for field, messages in errors.items()
+    )
 
 
 class UserNotFound(ServiceError):
@@ -47,10 +57,27 @@ class UserNotFound(ServiceError):
 
 class SegmentNotFound(ServiceError):
     status, code, title = 404, "segment_not_found", "Segment not found"
+    # {unknown slug: the existing slug it differs from only in case}, from the database; set by the segments
+    # app at start (core knows no app). The handler asks it once the request has failed, so that a refusal
+    # names `AVITO_DISCOUNT_30` for `avito_discount_30` wherever it was raised.
+    case_matches: Callable[[list[str]], dict[str, str]] | None = None
 
-    def __init__(self, slugs: list[str]) -> None:
+    def __init__(self, slugs: list[str], matches: dict[str, str] | None = None) -> None:
         slugs = sorted(set(slugs))
-        super().__init__(f"Unknown segments: {', '.join(slugs)}", slugs=slugs)
+        self.matches = matches or {}
+        named = (f"{slug} (did you mean `{self.matches[slug]}`?)" if slug in self.matches else slug for slug in slugs)
+        super().__init__(f"Unknown segments: {', '.join(named)}", slugs=slugs)
+
+    def with_case_matches(self) -> "SegmentNotFound":
+        """This refusal, naming the segments whose slugs differ from the unknown ones only in case."""
+        if self.matches or SegmentNotFound.case_matches is None:
+            return self
+        try:
+            matches = SegmentNotFound.case_matches(self.extra["slugs"])
+        except DatabaseError:  # only a hint: the 404 stands without it
+            logger.warning("segment slugs not compared: the database is unavailable")
+            return self
+        return SegmentNotFound(self.extra["slugs"], matches) if matches else self
 
 
 class SegmentExists(ServiceError):
@@ -131,20 +158,36 @@ def problem_json_response(status: int, code: str, title: str, detail: str, **ext
 
 
 def _flatten(detail) -> dict[str, list[str]]:
+    """DRF's nested error detail as {field path: messages}: `add[1]` for the second item of `add`, `a.b` for
+    field b of object a; errors about a whole object belong to its own path (the body's: `non_field_errors`)."""
+    errors: dict[str, list[str]] = {}
+    for path, message in _paths(detail, ""):
+        errors.setdefault(path or api_settings.NON_FIELD_ERRORS_KEY, []).append(message)
+    return errors
+
+
+def _paths(detail, path: str):
+    """(field path, message) of every message in a DRF error detail."""
     if isinstance(detail, dict):
-        return {str(key): _messages(value) for key, value in detail.items()}
-    return {"non_field_errors": _messages(detail)}
+        for key, value in detail.items():
+            yield from _paths(value, _path_of(path, key))
+    elif isinstance(detail, list):
+        for index, item in enumerate(detail):
+            if isinstance(item, dict | list):  # a list of objects (many=True): one entry per item, {} if valid
+                yield from _paths(item, f"{path}[{index}]")
+            else:
+                yield path, str(item)
+    else:
+        yield path, str(detail)
 
 
-def _messages(value) -> list[str]:
-    if isinstance(value, list):
-        out = []
-        for item in value:
-            out.extend(_messages(item) if isinstance(item, list | dict) else [str(item)])
-        return out
-    if isinstance(value, dict):
-        return [f"{key}: {' '.join(_messages(item))}" for key, item in value.items()]
-    return [str(value)]
+def _path_of(path: str, key) -> str:
+    key = str(key)
+    if key == api_settings.NON_FIELD_ERRORS_KEY:
+        return path
+    if key.isdigit():  # ListField and DictField name a bad item by its index
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
 
 
 # DRF exception class -> (code, title); the first match wins.
@@ -163,6 +206,18 @@ _DRF_CODES = [
 
 
 def exception_handler(exc, context) -> Response:
+    from rest_framework.renderers import JSONRenderer  # reads the settings: segmenter/asgi.py imports this module first
+
+    request = context.get("request")
+    if request is not None:
+        # Problems are JSON whatever the view renders otherwise (the schema's YAML, Swagger UI's HTML page).
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+    return _problem_of(exc)
+
+
+def _problem_of(exc) -> Response:
+    if isinstance(exc, SegmentNotFound):
+        exc = exc.with_case_matches()
     if isinstance(exc, ServiceError):
         return problem_response(exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, **exc.extra)
     if isinstance(exc, Http404):
@@ -173,8 +228,7 @@ def exception_handler(exc, context) -> Response:
         exc = PayloadTooLarge()
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
-        detail = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
-        return problem_response(400, "validation_error", "Invalid input", detail, errors=errors)
+        return problem_response(400, "validation_error", "Invalid input", errors_detail(errors), errors=errors)
     if isinstance(exc, exceptions.APIException):
         headers = {}
         if getattr(exc, "auth_header", None):

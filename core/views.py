@@ -14,6 +14,20 @@ from core import replica
 from core.errors import problem_json_response, problem_response
 from core.serializers import ProblemSerializer
 
+# Methods no route answers: OPTIONS and TRACE are 405 everywhere (API.md: HEAD is GET without a body, anything
+# else 405), so a route's Allow header, which lists the methods it answers, never names them.
+REFUSED_METHODS = ("options", "trace")
+
+
+def answered_methods(view_class) -> list[str]:
+    """The view's `http_method_names` without REFUSED_METHODS: what Allow lists and dispatch runs."""
+    return [method for method in view_class.http_method_names if method not in REFUSED_METHODS]
+
+
+def served(view_class, **initkwargs):
+    """`view_class.as_view(**initkwargs)` answering its methods but REFUSED_METHODS (405, and not in Allow)."""
+    return view_class.as_view(http_method_names=answered_methods(view_class), **initkwargs)
+
 
 @extend_schema(
     summary="Health: is the service up and its database reachable",

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 
 from core.auth import TokenPermission
 from core.pagination import Pagination
-from core.serializers import problems, validated
+from core.serializers import problems, request_example, validated
 from events.models import Delivery, Webhook
 from events.serializers import (
     DeliverySerializer,
@@ -17,6 +17,8 @@ from events.serializers import (
 from events.services import webhooks as services
 
 ID_PARAM = OpenApiParameter("id", int, OpenApiParameter.PATH, description="Webhook id")
+# A public address rather than a name, so that the example is accepted without DNS (the schema test runs offline).
+WEBHOOK_EXAMPLE_URL = "https://93.184.215.14/segmenter/events"
 
 
 class WritingTokenPermission(TokenPermission):
@@ -45,12 +47,28 @@ class DeliveryPagination(Pagination):
     create=extend_schema(
         summary="Create a webhook (its secret is shown only here)",
         request=WebhookCreateSerializer,
+        examples=[
+            request_example(
+                "Membership events of one segment",
+                {
+                    "url": WEBHOOK_EXAMPLE_URL,
+                    "description": "CRM sync",
+                    "event_types": ["membership.added", "membership.removed"],
+                    "segments": ["AVITO_DISCOUNT_30"],
+                },
+            ),
+            request_example("Every event", {"url": WEBHOOK_EXAMPLE_URL}),
+        ],
         responses={201: WebhookCreatedSerializer, **problems(400, 401, 403, 404, 413, 415)},
     ),
     partial_update=extend_schema(
         summary="Change or enable a webhook (enabling sends its undelivered events again)",
         parameters=[ID_PARAM],
         request=WebhookChangeSerializer,
+        examples=[
+            request_example("Every segment", {"segments": []}),
+            request_example("Enable again", {"enabled": True}),
+        ],
         responses={200: WebhookSerializer, **problems(400, 401, 403, 404, 413, 415)},
     ),
     destroy=extend_schema(

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from core.errors import problem_json_response
 from core.pagination import TimePagination
-from core.serializers import problems, validated
+from core.serializers import problems, request_example, validated
 from core.throttles import ReportThrottle
 from reports import services
 from reports.export import HistoryQuery
@@ -71,6 +71,14 @@ class ReportsView(APIView):
     @extend_schema(
         summary="Write a history report file and return its URL",
         request=ReportRequestSerializer,
+        examples=[
+            request_example("A month", {"from": "2023-08"}),
+            request_example("Quarter of one user", {"from": "2023-07", "to": "2023-09", "user_id": 1000}),
+            request_example(
+                "Month of one segment with source and actor",
+                {"from": "2023-08", "segment": "AVITO_DISCOUNT_30", "detail": True},
+            ),
+        ],
         responses={201: ReportSerializer, **problems(400, 401, 413, 415, 429)},
     )
     def post(self, request):

@@ -315,7 +315,7 @@ def _read_config() -> _Config | None:
         )
         return None
     _PATCH_BODY.fields  # noqa: B018 - build the fields once, before threads share them
-    allow = {"v1": "GET, PATCH, HEAD, OPTIONS", "seed": "GET, HEAD, OPTIONS"}
+    allow = {"v1": "GET, PATCH, HEAD", "seed": "GET, HEAD"}  # as Django writes Allow (core.views.served)
     return _Config(
         allowed_hosts=list(settings.ALLOWED_HOSTS),
         auth=settings.SEGMENTER_AUTH,

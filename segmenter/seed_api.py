@@ -15,7 +15,7 @@ from core.auth import actor_of
 from core.errors import UserNotFound
 from core.fields import SlugField, SlugListField, UserIdField
 from core.parsers import AnyContentTypeJSONParser
-from core.serializers import problems, validated
+from core.serializers import problems, request_example, validated
 from core.throttles import ReportThrottle
 from reports.serializers import PeriodFields
 from reports.services import report_write
@@ -23,6 +23,12 @@ from reports.views import query_of, report_url
 from segments import selectors, services
 from segments.serializers import MembershipsChangeSerializer
 from segments.services.memberships import AddItem
+
+
+def seed_example(name: str, value: dict):
+    """A request example of the seed API, whose bodies are JSON whatever their Content-Type (`*/*` in the schema)."""
+    return request_example(name, value, media_type="*/*")
+
 
 FRACTION = {"max_digits": 5, "decimal_places": 2, "min_value": 1, "max_value": 100, "coerce_to_string": False}
 
@@ -117,6 +123,9 @@ class CreateSegmentView(SeedView):
     @extend_schema(
         summary="Create a segment (seed API)",
         request=CreateSegmentSerializer,
+        examples=[
+            seed_example("A segment for 10 percent of users", {"segment_slug": "AVITO_DISCOUNT_50", "fraction": 10})
+        ],
         responses={201: CreateSegmentResultSerializer, **problems(400, 401, 403, 409, 413)},
     )
     def post(self, request):
@@ -145,6 +154,18 @@ class UpdateUserSegmentsView(SeedView):
     @extend_schema(
         summary="Add and remove a user's segments (seed API)",
         request=UpdateUserSegmentsSerializer,
+        examples=[
+            seed_example(
+                "Assign for 2 days and unassign",
+                {
+                    "user_id": 1000,
+                    "assign_segments": ["AVITO_DISCOUNT_30"],
+                    "unassign_segments": ["AVITO_VOICE_MESSAGES"],
+                    "ttl": 2,
+                },
+            ),
+            seed_example("Older field names", {"user_id": 1000, "assign_features": ["AVITO_DISCOUNT_30"]}),
+        ],
         responses={200: MembershipsChangeSerializer, **problems(400, 401, 403, 404, 413)},
     )
     def post(self, request):
@@ -179,6 +200,7 @@ class AutoAssignSegmentView(SeedView):
     @extend_schema(
         summary="Set a segment's rollout percent (seed API)",
         request=AutoAssignSerializer,
+        examples=[seed_example("Roll out to 20 percent", {"segment_slug": "AVITO_VOICE_MESSAGES", "fraction": 20})],
         responses={200: AutoAssignResultSerializer, **problems(400, 401, 403, 404, 413)},
     )
     def post(self, request):

@@ -13,7 +13,19 @@ from segmenter.metrics import MetricsView
 from segments.views import ImportViewSet, SegmentViewSet
 from users.views import UsersSegmentsView, UserViewSet
 
-router = SimpleRouter()
+
+class Router(SimpleRouter):
+    """The v1 router: each viewset answers its methods but OPTIONS and TRACE (core.views.served)."""
+
+    def get_routes(self, viewset):
+        methods = views.answered_methods(viewset)
+        return [
+            route._replace(initkwargs={**route.initkwargs, "http_method_names": methods})
+            for route in super().get_routes(viewset)
+        ]
+
+
+router = Router()
 router.register("segments", SegmentViewSet, basename="segment")
 router.register("users", UserViewSet, basename="user")
 router.register("webhooks", WebhookViewSet, basename="webhook")
@@ -21,26 +33,26 @@ router.register("imports", ImportViewSet, basename="import")
 
 # Swagger UI sets style attributes from its script, so its page alone allows inline styles (its
 # script is a file: SpectacularSwaggerSplitView; inline scripts stay refused everywhere).
-swagger_ui = csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="schema"))
+swagger_ui = csp_update({"style-src": [UNSAFE_INLINE]})(views.served(SpectacularSwaggerSplitView, url_name="schema"))
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/health/", views.health, name="health"),
-    path("metrics", MetricsView.as_view(), name="metrics"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/health/", views.served(views.health.cls), name="health"),
+    path("metrics", views.served(MetricsView), name="metrics"),
+    path("api/schema/", views.served(SpectacularAPIView), name="schema"),
     path("api/docs/", swagger_ui, name="docs"),
-    path("api/v1/reports/", reports_views.ReportsView.as_view(), name="reports"),
-    path("api/v1/reports/history.csv", reports_views.HistoryCsvView.as_view(), name="history-csv"),
-    path("api/v1/users/<str:user_id>/history/", reports_views.UserHistoryView.as_view(), name="user-history"),
+    path("api/v1/reports/", views.served(reports_views.ReportsView), name="reports"),
+    path("api/v1/reports/history.csv", views.served(reports_views.HistoryCsvView), name="history-csv"),
+    path("api/v1/users/<str:user_id>/history/", views.served(reports_views.UserHistoryView), name="user-history"),
     # Before the router, whose users/{user_id}/ would take "segments" for a user id.
-    path("api/v1/users/segments/", UsersSegmentsView.as_view(), name="users-segments"),
+    path("api/v1/users/segments/", views.served(UsersSegmentsView), name="users-segments"),
     path("api/v1/", include(router.urls)),
-    path("api/create_segment", seed_api.CreateSegmentView.as_view()),
-    path("api/delete_segment", seed_api.DeleteSegmentView.as_view()),
-    path("api/update_user_segments", seed_api.UpdateUserSegmentsView.as_view()),
-    path("api/get_user_segments", seed_api.GetUserSegmentsView.as_view()),
-    path("api/auto_assign_segment", seed_api.AutoAssignSegmentView.as_view()),
-    path("api/get_user_history", seed_api.GetUserHistoryView.as_view()),
+    path("api/create_segment", views.served(seed_api.CreateSegmentView)),
+    path("api/delete_segment", views.served(seed_api.DeleteSegmentView)),
+    path("api/update_user_segments", views.served(seed_api.UpdateUserSegmentsView)),
+    path("api/get_user_segments", views.served(seed_api.GetUserSegmentsView)),
+    path("api/auto_assign_segment", views.served(seed_api.AutoAssignSegmentView)),
+    path("api/get_user_history", views.served(seed_api.GetUserHistoryView)),
     # Report files: served by the app itself (no web server needed); the view accepts only report names.
     re_path(r"^media/reports/(?P<name>.*)$", reports_views.report_file, name="report-file"),
 ]

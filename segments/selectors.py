@@ -2,7 +2,7 @@
 
 from django.db import connections
 from django.db.models import Count, Q
-from django.db.models.functions import Now
+from django.db.models.functions import Lower, Now
 
 from segments.models import Membership, Segment
 
@@ -54,6 +54,23 @@ def users_segment_slugs(user_ids: list[int], using: str = "default") -> tuple[li
             slugs.append(slug)
     users = [{"user_id": user_id, "segments": sorted(found[user_id])} for user_id in user_ids if user_id in found]
     return users, [user_id for user_id in user_ids if user_id not in found]
+
+
+def slugs_differing_in_case(slugs: list[str]) -> dict[str, str]:
+    """{slug: the existing segment's slug that differs from it only in case} for those of `slugs` that name no
+    segment but such a one (the first in order when several do); one query."""
+    existing = list(
+        Segment.objects.annotate(lowered=Lower("slug"))
+        .filter(lowered__in={slug.lower() for slug in slugs})
+        .order_by("slug")
+        .values_list("slug", flat=True)
+    )
+    matches = {}
+    for slug in slugs:
+        same = [other for other in existing if other.lower() == slug.lower()]
+        if same and slug not in same:
+            matches[slug] = same[0]
+    return matches
 
 
 def segments_with_member_count():

@@ -9,7 +9,7 @@ from rest_framework.reverse import reverse
 from core.auth import actor_of
 from core.fields import parse_slug
 from core.pagination import SlugPagination, UserIdPagination
-from core.serializers import problems, validated
+from core.serializers import problems, request_example, validated
 from segments import selectors, services
 from segments.models import Import, Membership
 from segments.serializers import (
@@ -36,18 +36,27 @@ IDEMPOTENCY_KEY_MAX = 255
     create=extend_schema(
         summary="Create a segment",
         request=SegmentCreateSerializer,
+        examples=[
+            request_example("A segment", {"slug": "AVITO_DISCOUNT_50", "description": "50% off promotion"}),
+            request_example(
+                "With a rollout to 10 percent of users",
+                {"slug": "AVITO_DISCOUNT_50", "description": "50% off promotion", "rollout_percent": 10},
+            ),
+        ],
         responses={201: SegmentSerializer, **problems(400, 401, 403, 409, 413, 415)},
     ),
     update=extend_schema(
         summary="Create or change a segment (idempotent)",
         parameters=[SLUG_PARAM],
         request=SegmentChangeSerializer,
+        examples=[request_example("Description and rollout", {"description": "Voice messages", "rollout_percent": 10})],
         responses={200: SegmentSerializer, 201: SegmentSerializer, **problems(400, 401, 403, 413, 415)},
     ),
     partial_update=extend_schema(
         summary="Change a segment",
         parameters=[SLUG_PARAM],
         request=SegmentChangeSerializer,
+        examples=[request_example("Raise the rollout", {"rollout_percent": 25})],
         responses={200: SegmentSerializer, **problems(400, 401, 403, 404, 413, 415)},
     ),
     destroy=extend_schema(
@@ -115,6 +124,10 @@ class SegmentViewSet(viewsets.GenericViewSet):
         summary="Set the rollout percent (or preview it with dry_run)",
         parameters=[SLUG_PARAM],
         request=RolloutRequestSerializer,
+        examples=[
+            request_example("Preview a rollout to 25 percent", {"percent": 25, "dry_run": True}),
+            request_example("Roll out to 25 percent", {"percent": 25}),
+        ],
         responses={200: RolloutResultSerializer, **problems(400, 401, 403, 404, 413, 415)},
     )
     @action(detail=True, methods=["post"])

@@ -421,3 +421,13 @@ def test_patch_with_expiry_object__fast_lane_answers_it(twins, token):
     body = {"add": [{"slug": "C_SEG", "expires_at": "2099-01-01T00:00:00Z"}]}
     assert hot_path._patch_answer(patch_environ(42, body, token)) is not None
     assert Membership.objects.get(user_id=42, segment__slug="C_SEG").expires_at.year == 2099
+
+
+def test_patch_of_a_slug_in_other_case__goes_to_django__404_naming_the_segment(twins, token):
+    body = {"add": ["c_seg", "NOPE"]}
+    assert hot_path._patch_answer(patch_environ(42, body, token)) is None
+    status, _, content = call(application, patch_environ(42, body, token))
+    assert status == "404 Not Found"
+    answer = json.loads(content)
+    assert answer["detail"] == "Unknown segments: NOPE, c_seg (did you mean `C_SEG`?)"
+    assert (answer["code"], answer["slugs"]) == ("segment_not_found", ["NOPE", "c_seg"])

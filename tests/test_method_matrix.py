@@ -268,3 +268,31 @@ def test_head_with_a_patch_body__read_only_token__changes_nothing(data, read_onl
     assert content == b""
     assert _fingerprint() == before
     assert list(Membership.objects.filter(user_id=1000).values_list("segment__slug", flat=True)) == ["SEG_A"]
+
+
+def test_every_route__405_exactly_for_the_methods_allow_leaves_out__never_options(data, token):
+    """Allow lists what a route answers: every method it leaves out (OPTIONS and TRACE included) is a 405
+    problem (JSON, on the schema's and Swagger UI's paths too), every method it lists is not. The admin,
+    Django's own pages, is left out."""
+    disagreements = []
+    for template, path in _routes():
+        if template.startswith("/admin/"):
+            continue
+        body = json.dumps(BODIES.get(template, DEFAULT_BODY)).encode()
+        statuses, allowed = {}, set()
+        for method in METHODS:
+            with transaction.atomic():
+                status, headers, content = _call(method, path, body, token)
+                transaction.set_rollback(True)
+            statuses[method] = status
+            if "Allow" in headers:
+                allowed.add(headers["Allow"])
+            if status == 405 and method != "HEAD":
+                assert headers["Content-Type"] == "application/problem+json", (template, method)
+                assert json.loads(content)["code"] == "method_not_allowed", (template, method, content)
+        assert len(allowed) == 1, (template, allowed)
+        listed = {method.strip() for method in allowed.pop().split(",")}
+        refused = {method for method, status in statuses.items() if status == 405}
+        if listed & refused or set(METHODS) - listed != refused or "OPTIONS" in listed:
+            disagreements.append((template, sorted(listed), sorted(refused)))
+    assert disagreements == []

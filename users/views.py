@@ -9,7 +9,7 @@ from core import replica
 from core.auth import actor_of
 from core.errors import UserNotFound
 from core.fields import parse_user_id
-from core.serializers import problems, validated
+from core.serializers import problems, request_example, validated
 from segments import selectors
 from segments.serializers import MembershipsChangeSerializer, MembershipsPatchSerializer
 from segments.services import memberships_update
@@ -50,6 +50,7 @@ class UserViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="Register users by id (bulk)",
         request=UsersRegisterSerializer,
+        examples=[request_example("Three users", {"user_ids": [1000, 1001, 5000]})],
         responses={200: UsersRegisterResultSerializer, **problems(400, 401, 403, 413, 415)},
     )
     def create(self, request):
@@ -106,6 +107,19 @@ class UserViewSet(viewsets.GenericViewSet):
         summary="Add and remove the user's segments, all or nothing",
         parameters=[USER_ID_PARAM],
         request=MembershipsPatchSerializer,
+        examples=[
+            request_example(
+                "Add one for 2 days and remove",
+                {
+                    "add": ["AVITO_DISCOUNT_30", {"slug": "AVITO_PERFORMANCE_VAS", "ttl_seconds": 172800}],
+                    "remove": ["AVITO_VOICE_MESSAGES"],
+                },
+            ),
+            request_example(
+                "Add until a date", {"add": [{"slug": "AVITO_DISCOUNT_30", "expires_at": "2035-01-01T00:00:00Z"}]}
+            ),
+            request_example("Remove", {"remove": ["AVITO_VOICE_MESSAGES"]}),
+        ],
         responses={200: MembershipsChangeSerializer, **problems(400, 401, 403, 404, 413, 415)},
     )
     @segments.mapping.patch
@@ -125,6 +139,7 @@ class UsersSegmentsView(APIView):
         operation_id="v1_users_segments_batch",
         summary="Many users' active segments at once (up to 1,000, one query)",
         request=UsersSegmentsRequestSerializer,
+        examples=[request_example("Two users and an unknown one", {"user_ids": [1000, 1001, 5000]})],
         responses={200: UsersSegmentsSerializer, **problems(400, 401, 413, 415)},
     )
     def post(self, request):
