@@ -29,6 +29,14 @@ class PickedField(forms.MultipleChoiceField):
         return True
 
 
+class SegmentPicker(FilteredSelectMultiple):
+    """Django's two-list picker, wrapped as the admin wraps a related field's: its script puts the lists
+    first in their parent, which would be the row, before the label."""
+
+    def render(self, *args, **kwargs):
+        return format_html('<div class="related-widget-wrapper">{}</div>', super().render(*args, **kwargs))
+
+
 class WebhookForm(forms.ModelForm):
     event_types = PickedField(
         required=False,
@@ -38,13 +46,15 @@ class WebhookForm(forms.ModelForm):
     )
     segments = PickedField(
         required=False,
-        widget=FilteredSelectMultiple("segments", is_stacked=False),
+        widget=SegmentPicker("segments", is_stacked=False),
         help_text="None chosen: all segments, those made later included.",
     )
 
     class Meta:
         model = Webhook
         fields = (*FIELDS, "enabled")
+        labels = {"url": "URL"}
+        help_texts = {"enabled": "Unchecked: nothing is sent, events wait; checked again: they are sent, in order."}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -74,7 +84,7 @@ def _all_or(values: list[str]) -> str:
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
     form = WebhookForm
-    list_display = ("id", "url", "description", "types", "segment_filter", "enabled", "failing_since", "deliveries")
+    list_display = ("id", "url", "types", "segment_filter", "enabled", "failing_since", "deliveries")
     list_display_links = ("id", "url")
     list_filter = ("enabled",)
     readonly_fields = ("failing_since", "created_at", "deliveries")
@@ -168,21 +178,30 @@ class WebhookAdmin(admin.ModelAdmin):
         self.message_user(request, f"Ping queued for {queryset.count()} webhook(s).")
 
 
+class WebhookFilter(admin.RelatedFieldListFilter):
+    """Webhooks by id and URL: two may share a URL."""
+
+    def field_choices(self, field, request, model_admin):
+        return [(webhook.pk, f"{webhook.pk}: {webhook.url}") for webhook in Webhook.objects.order_by("pk")]
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
-    """An audit log: shown, never added, changed or deleted here (deleting a webhook deletes its own)."""
+    """An audit log: shown, never added, changed or deleted here; deleting a webhook deletes its own, and
+    `messages_purge` those older than SEGMENTER_EVENT_RETENTION_DAYS."""
 
-    list_display = ("at", "webhook", "message_id_", "attempt", "status_code", "error", "duration_ms")
-    list_filter = ("message__webhook", "status_code")
+    list_display = ("at", "webhook", "attempt", "status_code", "error", "duration_ms")
+    list_filter = (("message__webhook", WebhookFilter), "status_code")
     list_select_related = ("message__webhook",)
     fields = ("at", "webhook", "message_id_", "attempt", "status_code", "error", "duration_ms", "payload")
     readonly_fields = fields
 
     @admin.display(description="webhook", ordering="message__webhook")
     def webhook(self, delivery: Delivery) -> str:
+        """Its id, linked; the URL on hover and in the filter (a column of URLs would push the status off)."""
         webhook = delivery.message.webhook
         url = reverse("admin:events_webhook_change", args=[webhook.pk])
-        return format_html('<a href="{}">{}: {}</a>', url, webhook.pk, webhook.url)
+        return format_html('<a href="{}" title="{}">{}</a>', url, webhook.url, webhook.pk)
 
     @admin.display(description="message (webhook-id)")
     def message_id_(self, delivery: Delivery) -> str:

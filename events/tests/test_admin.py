@@ -204,7 +204,9 @@ def test_deliveries__filtered_by_webhook__only_its_own_with_a_webhook_column(adm
     )
 
     assert list(response.context["cl"].result_list) == [deliveries[0]]
-    assert f"{webhook.pk}: {webhook.url}" in response.content.decode()
+    page = response.content.decode()
+    assert f'<td class="field-webhook"><a href="/admin/events/webhook/{webhook.pk}/change/"' in page
+    assert f"{webhook.pk}: {webhook.url}" in page  # the filter's choice
     assert response.context["cl"].opts.verbose_name_plural == "deliveries"
 
 
