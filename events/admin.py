@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -81,6 +81,10 @@ def _all_or(values: list[str]) -> str:
     return ", ".join(values) if values else "all"
 
 
+def _deliveries_url(webhook_id) -> str:
+    return f"{reverse('admin:events_delivery_changelist')}?message__webhook__id__exact={webhook_id}"
+
+
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
     form = WebhookForm
@@ -106,8 +110,7 @@ class WebhookAdmin(admin.ModelAdmin):
 
     @admin.display(description="deliveries")
     def deliveries(self, webhook: Webhook) -> str:
-        url = reverse("admin:events_delivery_changelist")
-        return format_html('<a href="{}?message__webhook__id__exact={}">Deliveries</a>', url, webhook.pk)
+        return format_html('<a href="{}">Deliveries</a>', _deliveries_url(webhook.pk))
 
     def get_urls(self):
         ping = self.admin_site.admin_view(self.ping_view)
@@ -118,14 +121,20 @@ class WebhookAdmin(admin.ModelAdmin):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         webhook = self.get_object(request, str(object_id))
-        if webhook is None or not self.has_change_permission(request, webhook):
+        if webhook is None:
+            raise Http404(f"No webhook {object_id}.")
+        if not self.has_change_permission(request, webhook):
             raise PermissionDenied
         services.webhook_ping(webhook_id=webhook.pk)
         self.message_user(request, "Ping queued: the worker sends it within seconds; its attempt shows in Deliveries.")
         return HttpResponseRedirect(reverse("admin:events_webhook_change", args=[webhook.pk]))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra = {"ping_url": reverse("admin:events_webhook_ping", args=[object_id])} if object_id.isdigit() else {}
+        if object_id.isdigit():
+            extra = {"ping_url": reverse("admin:events_webhook_ping", args=[object_id])}
+            extra["deliveries_url"] = _deliveries_url(object_id)
+        else:
+            extra = {}
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):

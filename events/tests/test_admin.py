@@ -162,7 +162,9 @@ def test_ping_button__post__queues_a_ping_message_and_says_so(admin_client, rf, 
     assert any("Ping queued" in message for message in _messages(response, rf))
 
 
-def test_ping_button__get_or_view_only_user__refused_nothing_queued(admin_client, client, django_user_model, db):
+def test_ping_button__get_unknown_or_view_only_user__refused_nothing_queued(
+    admin_client, client, django_user_model, db
+):
     webhook = Webhook.objects.create(url=URL, secret="whsec_x")
     viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
     viewer.user_permissions.set(Permission.objects.filter(codename="view_webhook"))
@@ -170,6 +172,7 @@ def test_ping_button__get_or_view_only_user__refused_nothing_queued(admin_client
     ping = reverse("admin:events_webhook_ping", args=[webhook.pk])
 
     assert admin_client.get(ping).status_code == 405
+    assert admin_client.post(reverse("admin:events_webhook_ping", args=[webhook.pk + 1])).status_code == 404
     assert client.post(ping).status_code == 403
     assert "send-ping" not in client.get(reverse("admin:events_webhook_change", args=[webhook.pk])).content.decode()
     assert not Message.objects.exists()
