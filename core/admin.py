@@ -37,12 +37,6 @@ def secret_shown_once(model_admin, request, obj, *, made: str, what: str, secret
     return response
 
 
-# What the admin's header, page titles and index call it.
-admin.site.site_header = "Segmenter admin"
-admin.site.site_title = "Segmenter admin"
-admin.site.index_title = "Segments, users and API tokens"
-
-
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ("name", "read_only", "created_at", "last_used_at")

@@ -93,5 +93,8 @@ class Delivery(models.Model):
     duration_ms = models.IntegerField()
     at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        verbose_name_plural = "deliveries"
+
     def __str__(self) -> str:
         return f"{self.message_id} #{self.attempt}"

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class ServiceConfig(AppConfig):
@@ -8,3 +9,11 @@ class ServiceConfig(AppConfig):
     name = "segmenter"
     label = "service"  # `segmenter` is core's label (its tables keep their names)
     verbose_name = "Segmenter"
+
+
+class SegmenterAdminConfig(admin_apps.AdminConfig):
+    """Django's admin with the project's site (segmenter/admin_site.py) as `admin.site`; named in
+    INSTALLED_APPS, never `segmenter`'s own config (ServiceConfig stays the default here)."""
+
+    default = False
+    default_site = "segmenter.admin_site.SegmenterAdminSite"

@@ -32,7 +32,7 @@ SEGMENTER_FAST_LANE = env.str("SEGMENTER_FAST_LANE", default="on").lower() != "o
 SEGMENTER_METRICS = env.str("SEGMENTER_METRICS", default="on").lower() != "off"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "segmenter.apps.SegmenterAdminConfig",  # Django's admin, the project's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

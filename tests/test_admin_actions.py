@@ -47,6 +47,7 @@ def rows(db, django_user_model) -> None:
     HistoryEvent.objects.create(user_id=1, segment_slug="S1", operation="added", at=timezone.now(), source="api")
     token_create(name="crm")
     webhook = Webhook.objects.create(url="http://93.184.215.14/", secret="whsec_x", enabled=False)
+    Webhook.objects.create(url="http://93.184.215.14/on", secret="whsec_y")  # one to disable
     message = Message.objects.create(webhook=webhook, msg_id="msg_1_1", body="{}")
     Delivery.objects.create(message=message, attempt=1, duration_ms=1)
     access = {"user_agent": "ua", "ip_address": "127.0.0.1", "username": "other", "http_accept": "*/*"}
