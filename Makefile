@@ -61,11 +61,13 @@ serve-all: db
 	trap 'kill -TERM $$web $$worker 2>/dev/null' INT TERM; \
 	wait -n; kill -TERM $$web $$worker 2>/dev/null; wait
 
-# Local first start: the same steps as the Docker image, plus an admin account and an API token.
+# Local first start: the same steps as the Docker image, plus an admin account and an API token. Their
+# password and token are saved in .quickstart (git-ignored) and shown last, once the server answers and the
+# worker has swept, with how to find them again.
 run: install db .env
 	$(MAKE) migrate static
-	$(BIN)/python manage.py quickstart
-	$(MAKE) serve-all
+	$(BIN)/python manage.py quickstart --save .quickstart
+	@$(BIN)/python manage.py show_credentials .quickstart & $(MAKE) serve-all
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
