@@ -9,7 +9,7 @@ TEST_ENV := DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key-not-for
 PRODUCTION_ENV := DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 	DJANGO_SECURE_SSL_REDIRECT=true DJANGO_SECURE_COOKIES=true DJANGO_HSTS_SECONDS=31536000
 
-.PHONY: install db stop migrate static seed serve serve-all worker run test lint schema bench clean
+.PHONY: install db stop migrate static seed serve serve-all worker run test-deps test lint schema bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,7 +76,14 @@ lint: $(VENV)/.installed-dev
 schema: $(VENV)/.installed-dev db
 	$(TEST_ENV) $(BIN)/python manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
-test: $(VENV)/.installed-dev db
+# What the suite needs besides Python and make: Debian's pgbouncer and chromium, installed with apt-get as root,
+# else one line saying what to install (scripts/test-deps.sh). Debian keeps pgbouncer in /usr/sbin, off a
+# user's PATH.
+test test-deps: export PATH := $(PATH):/usr/sbin
+test-deps:
+	@scripts/test-deps.sh
+
+test: test-deps $(VENV)/.installed-dev db
 	$(BIN)/ruff check .
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(BIN)/python manage.py spectacular --validate --fail-on-warn --file $(VENV)/openapi.yaml
