@@ -1,4 +1,5 @@
-# The two commands of the quickstart: `make run` and `make test`. Only Python 3.11 and make needed:
+# The two commands of the quickstart: `make run` and `make test`. Only Python 3.11 and make needed (make test
+# also Debian's pgbouncer and chromium, installed as root: scripts/test-deps.sh);
 # without DATABASE_URL both use an embedded PostgreSQL (data in .postgres/, `make stop` stops it).
 PYTHON ?= python3
 VENV := .venv
