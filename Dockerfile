@@ -1,4 +1,5 @@
-# The service image: the same install and start steps as `make run` (make install / migrate / seed / serve).
+# The service image: the same install and start steps as `make run` (make install / migrate / serve); no demo
+# users (`make seed` registers users 1000-1999, an explicit step: docker-compose.yml).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -23,4 +24,4 @@ COPY --chown=app . .
 RUN DJANGO_SECRET_KEY=collectstatic-only make static
 
 EXPOSE 8000
-CMD ["make", "migrate", "seed", "serve"]
+CMD ["make", "migrate", "serve"]

@@ -1,4 +1,5 @@
-# The two commands of the quickstart: `make run` and `make test`. Only Python 3.11 and make needed:
+# The two commands of the quickstart: `make run` and `make test`. Only Python 3.11 and make needed (make test
+# also Debian's pgbouncer and chromium, installed as root: scripts/test-deps.sh);
 # without DATABASE_URL both use an embedded PostgreSQL (data in .postgres/, `make stop` stops it).
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ TEST_ENV := DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key-not-for
 PRODUCTION_ENV := DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 	DJANGO_SECURE_SSL_REDIRECT=true DJANGO_SECURE_COOKIES=true DJANGO_HSTS_SECONDS=31536000
 
-.PHONY: install db stop migrate static seed serve serve-all worker run test lint schema bench clean
+.PHONY: install db stop migrate static seed serve serve-all worker run test-deps test lint schema bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,11 +67,13 @@ serve-all: db
 	trap 'kill -TERM $$web $$worker 2>/dev/null' INT TERM; \
 	wait -n; kill -TERM $$web $$worker 2>/dev/null; wait; rm -f $(SERVE_PID)
 
-# Local first start: the same steps as the Docker image, plus an admin account and an API token.
+# Local first start: the same steps as the Docker image, plus an admin account and an API token. Their
+# password and token are saved in .quickstart (git-ignored) and shown last, once the server answers and the
+# worker has swept, with how to find them again.
 run: install db .env
 	$(MAKE) migrate static
-	$(BIN)/python manage.py quickstart
-	$(MAKE) serve-all
+	$(BIN)/python manage.py quickstart --save .quickstart
+	@$(BIN)/python manage.py show_credentials .quickstart & $(MAKE) serve-all
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
@@ -79,7 +82,14 @@ lint: $(VENV)/.installed-dev
 schema: $(VENV)/.installed-dev db
 	$(TEST_ENV) $(BIN)/python manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
-test: $(VENV)/.installed-dev db
+# What the suite needs besides Python and make: Debian's pgbouncer and chromium, installed with apt-get as root,
+# else one line saying what to install (scripts/test-deps.sh). Debian keeps pgbouncer in /usr/sbin, off a
+# user's PATH.
+test test-deps: export PATH := $(PATH):/usr/sbin
+test-deps:
+	@scripts/test-deps.sh
+
+test: test-deps $(VENV)/.installed-dev db
 	$(BIN)/ruff check .
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(BIN)/python manage.py spectacular --validate --fail-on-warn --file $(VENV)/openapi.yaml

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,10 +36,40 @@ def job_round(job: str, run: Callable[[], int]) -> int:
             count = run()
         except Exception:
             telemetry.round_done(job=job, status="error", started=started)
+            rounds_summary.add(job=job, status="error", count=0)
             raise
         job_run_record(name=job)
         telemetry.round_done(job=job, status="ok", started=started, count=count)
+        rounds_summary.add(job=job, status="ok", count=count)
     return count
+
+
+class RoundsSummary:
+    """What the worker's rounds did since the last summary: runs, rows or files changed and errors by job,
+    logged as one INFO line by the round that ends a period of SEGMENTER_JOBS_SUMMARY_SECONDS (rounds that
+    changed nothing are logged only at DEBUG, so an idle worker writes this line and little else)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since = time.monotonic()
+        self._jobs: dict[str, dict[str, int]] = {}
+
+    def add(self, *, job: str, status: str, count: int) -> None:
+        with self._lock:
+            entry = self._jobs.setdefault(job, {"runs": 0, "changed": 0, "errors": 0})
+            entry["runs"] += 1
+            entry["changed"] += count
+            entry["errors"] += status != "ok"
+            now = time.monotonic()
+            seconds = now - self._since
+            if seconds < settings.SEGMENTER_JOBS_SUMMARY_SECONDS:
+                return
+            jobs, self._jobs, self._since = self._jobs, {}, now
+        done = ", ".join(f"{name} {entry['runs']}x changed {entry['changed']}" for name, entry in sorted(jobs.items()))
+        logger.info("jobs in the last %d s: %s", seconds, done, extra={"summary_seconds": round(seconds), "jobs": jobs})
+
+
+rounds_summary = RoundsSummary()
 
 
 def job_run_record(*, name: str) -> None:

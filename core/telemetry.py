@@ -156,6 +156,10 @@ def request_done(*, route: str, method: str, status: int, started: float, path: 
 
 
 def round_done(*, job: str, status: str, started: float, **counts: int) -> None:
-    """Log a worker round's line, with the same fields as a request's where they apply."""
+    """Log a worker round's line, with the same fields as a request's where they apply: at INFO when it failed
+    or changed something, at DEBUG when it ran and changed nothing (an idle worker's rounds, many a second;
+    core/jobs.py logs a summary of them at INFO every JOBS_SUMMARY_SECONDS)."""
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
-    jobs_logger.info("%s %s", job, status, extra={"job": job, "status": status, "duration_ms": duration_ms, **counts})
+    level = logging.DEBUG if status == "ok" and not any(counts.values()) else logging.INFO
+    fields = {"job": job, "status": status, "duration_ms": duration_ms, **counts}
+    jobs_logger.log(level, "%s %s", job, status, extra=fields)

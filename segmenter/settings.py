@@ -288,8 +288,13 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         "axes": {"level": "WARNING"},  # axes: no banner at start
         "procrastinate": {"level": "WARNING"},
+        # A worker round that changed nothing is logged at DEBUG (core/telemetry.py round_done): set DEBUG
+        # here to see every round; the worker logs a summary of its rounds at INFO every
+        # SEGMENTER_JOBS_SUMMARY_SECONDS.
+        "segmenter.jobs": {"level": env.str("SEGMENTER_JOBS_LOG_LEVEL", default="NOTSET")},
     },
 }
+SEGMENTER_JOBS_SUMMARY_SECONDS = env.float("SEGMENTER_JOBS_SUMMARY_SECONDS", default=600.0)
 
 # The task queue (procrastinate, tables in this database): periodic jobs are in each app's tasks.py.
 PROCRASTINATE_WORKER_DEFAULTS = {

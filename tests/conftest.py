@@ -471,6 +471,7 @@ def start_worker(database_url):
                 "DATABASE_URL": database_url(),
                 "DJANGO_SECRET_KEY": "x",
                 "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # the test's own: files it stores are the worker's
+                "SEGMENTER_JOBS_LOG_LEVEL": "DEBUG",  # every round's line, idle ones too (`jobs` reads them)
                 **env,
             }
         )

@@ -1,8 +1,12 @@
 """No Docker engine runs here, so the deployment files are checked as data against the Makefile."""
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,10 +46,15 @@ def test_compose__web_and_worker__wait_for_a_healthy_db():
         assert compose()["services"][name]["depends_on"]["db"]["condition"] == "service_healthy"
 
 
-def test_compose__commands__migrate_seed_serve_and_sweep_loop():
+def test_compose__commands__migrate_serve_and_sweep_loop_no_demo_users():
+    """docs/operations.md calls compose a production setup: the demo users 1000-1999 (`make seed`) are an
+    explicit command, never a service's (nor the image's) start."""
     services = compose()["services"]
-    assert services["web"]["command"] == ["make", "migrate", "seed", "serve"]
+    assert services["web"]["command"] == ["make", "migrate", "serve"]
     assert services["worker"]["command"] == ["make", "worker"]
+    assert not any("seed" in str(service.get("command", "")) for service in services.values())
+    assert "seed" not in re.search(r"^CMD (.*)$", (ROOT / "Dockerfile").read_text(), flags=re.M).group(1)
+    assert "docker compose exec web make seed" in (ROOT / "docker-compose.yml").read_text()
     makefile = (ROOT / "Makefile").read_text()
     assert "manage.py worker" in makefile
     assert {"migrate", "seed", "serve", "worker", "install", "static"} <= make_targets()
@@ -71,3 +80,43 @@ def test_dockerfile__slim_python_non_root_and_make_run_steps():
     run_recipe = re.search(r"^run:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), flags=re.M).group(0)
     for step in ("install", "migrate", "serve"):
         assert step in run_recipe
+
+
+def test_compose__pgbouncer__built_from_a_dockerfile_in_deploy_not_inline():
+    """Compose v1 (Debian's docker-compose 1.29) rejects the whole file for a `dockerfile_inline`."""
+    build = compose()["services"]["pgbouncer"]["build"]
+    assert set(build) == {"context", "dockerfile"}
+    dockerfile = (ROOT / build["context"] / build["dockerfile"]).read_text()
+    assert "apt-get install -y --no-install-recommends pgbouncer" in dockerfile
+    assert re.findall(r"^USER (\S+)$", dockerfile, flags=re.M) == ["postgres"]
+    assert "dockerfile_inline" not in (ROOT / "docker-compose.yml").read_text()
+
+
+@pytest.mark.skipif(not shutil.which("docker-compose"), reason="Compose v1 not installed (Debian: docker-compose)")
+@pytest.mark.parametrize("profile", [[], ["--profile", "pooler"]])
+def test_compose__compose_v1__accepts_the_file(profile, tmp_path):
+    """`docker-compose config` needs no engine: it reads, checks and prints the file as Compose v1 sees it."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DJANGO_SECRET_KEY": "x"}
+    result = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), *profile, "config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert set(services) == {"db", "web", "worker", "pgbouncer"}
+    assert services["pgbouncer"]["build"]["dockerfile"] == "pgbouncer.Dockerfile"
+
+
+def test_docs__manage_py_commands__written_to_work_from_a_clean_clone():
+    """A bare `python manage.py …` needs the venv active; the docs write `.venv/bin/python manage.py …`."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    bare = [
+        f"{page.name}: {line.strip()}"
+        for page in pages
+        for line in page.read_text().splitlines()
+        if re.search(r"(?<![/\w])python3? manage\.py", line)
+    ]
+    assert bare == []

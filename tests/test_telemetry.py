@@ -153,11 +153,13 @@ def test_request_metrics__setting_off__nothing_counted_still_logged(member, toke
     assert [line["status"] for line in lines if line["request_id"] == "uncounted"] == [200]
 
 
-def test_expire_memberships__round__one_json_line_and_sweep_time_recorded(log_lines):
+def test_expire_memberships__round__one_json_line_and_sweep_time_recorded(log_lines, caplog):
+    caplog.set_level(logging.DEBUG, logger="segmenter.jobs")  # a round that changed nothing is a DEBUG line
     call_command("expire_memberships")
     rounds = [line for line in log_lines() if line["logger"] == "segmenter.jobs"]
     assert len(rounds) == 1
     assert (rounds[0]["job"], rounds[0]["status"], rounds[0]["count"]) == ("expire_memberships", "ok", 0)
+    assert rounds[0]["level"] == "DEBUG"
     assert GENERATED.fullmatch(rounds[0]["request_id"])
     assert JobRun.objects.filter(name="expire_memberships").exists()
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from events.services.webhooks import webhook_create
 from segments.models import HistoryEvent, Membership, Segment
@@ -147,3 +148,28 @@ def test_worker__periodic_schedules__fire_at_even_intervals_all_hour():
         times = [ticks.get_next(float) for _ in range(3601)]
         gaps = {later - earlier for earlier, later in zip(times, times[1:], strict=False)}
         assert len(gaps) == 1, (task.periodic_id, task.cron, sorted(gaps)[:3])
+
+
+def test_worker__idle_at_info__no_line_per_round_and_a_periodic_summary(start_worker):
+    """An idle worker's rounds (the sweep every second, `count: 0`) are not logged at INFO, so `make run`'s
+    output stays readable; what ran and changed comes as one summary line every SEGMENTER_JOBS_SUMMARY_SECONDS.
+    A round that changes something is still logged at INFO."""
+    User.objects.create(id=1)
+    segment = Segment.objects.create(slug="S")
+    worker = start_worker(SEGMENTER_JOBS_LOG_LEVEL="INFO", SEGMENTER_JOBS_SUMMARY_SECONDS="2")
+
+    def summaries() -> list[dict]:
+        return [line for line in worker.lines if "jobs" in line]
+
+    assert wait_for(lambda: len(summaries()) >= 2, 30), worker.lines[-5:]  # several seconds of idle rounds
+    assert worker.jobs("expire_memberships") == []
+    assert [line for line in worker.lines if "job" in line] == []
+    summary = summaries()[-1]
+    assert summary["level"] == "INFO" and summary["jobs"]["expire_memberships"]["runs"] >= 1
+    assert summary["jobs"]["expire_memberships"]["changed"] == 0
+
+    Membership.objects.create(user_id=1, segment=segment, expires_at=timezone.now())
+    assert wait_for(lambda: worker.jobs("expire_memberships"), 20), worker.lines[-5:]
+    assert worker.jobs("expire_memberships")[0]["count"] == 1
+    assert wait_for(lambda: any(line["jobs"].get("expire_memberships", {}).get("changed") for line in summaries()), 20)
+    assert worker.stop() == 0

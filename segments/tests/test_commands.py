@@ -47,7 +47,7 @@ def test_expire_memberships__once__sweeps_and_reports(capsys):
 
 @pytest.mark.django_db(transaction=True)
 def test_expire_memberships__loop__runs_the_worker_until_sigterm(database_url):
-    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SECRET_KEY": "x"}
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SECRET_KEY": "x", "SEGMENTER_JOBS_LOG_LEVEL": "DEBUG"}
     process = subprocess.Popen(
         [sys.executable, "manage.py", "expire_memberships", "--loop"],
         cwd=ROOT,
