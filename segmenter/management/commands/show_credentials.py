@@ -21,7 +21,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file")
-        parser.add_argument("--url", default="http://" + os.environ.get("GUNICORN_BIND", "127.0.0.1:8000"))
+        parser.add_argument("--url", default="http://" + os.environ.get("SERVE_BIND", "127.0.0.1:8000"))
         parser.add_argument("--timeout", type=float, default=300.0, help="Give up (and say so) after this many seconds")
 
     def handle(self, *args, file: str, url: str, timeout: float, **options):
