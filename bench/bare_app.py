@@ -46,7 +46,7 @@ def application(environ, start_response):
         return _reply(start_response, "404 Not Found", {"status": 404, "code": "not_found"})
     user_id = int(match.group(1))
     with _cursor() as cursor:
-        cursor.execute(HOT_SQL, [user_id])
+        cursor.execute(HOT_SQL, [user_id, user_id])
         rows = cursor.fetchall()
     if not rows:
         return _reply(start_response, "404 Not Found", {"status": 404, "code": "user_not_found"})
