@@ -1,6 +1,6 @@
 """Production server config, used by `make run`/`make serve`, Docker, the live tests and the benchmarks.
 
-uvicorn's worker (`uvicorn_worker.UvicornWorker`, uvloop and httptools) serving segmenter/asgi.py:
+uvicorn's worker (segmenter/web_worker.py: Python's asyncio loop and httptools) serving segmenter/asgi.py:
 CPUs + 1 worker processes, each reading requests in its event loop and running the WSGI
 application (the fast lane and Django) in a pool of GUNICORN_THREADS threads, one database
 connection each. A slow client holds a socket, not a thread (README, Decisions). Measured by

@@ -10,8 +10,9 @@ import paths, chunked; over 1 MiB from a caller without a writing token or a sta
 that reads the database, so it runs in the pool). Such a caller, and a body
 that has not arrived within SEGMENTER_BODY_TIMEOUT seconds plus one per MiB (408), are answered here,
 and the connection closed.
-Responses go back as the application yields them (a2wsgi's bounded queue), so streamed CSV
-reports stay streamed; uvicorn drops the body of a HEAD answer.
+The bridge to the pool is one trip there and back for an ordinary response (the thread runs the
+application and joins its body); a streamed response (CSV reports) is read a chunk per trip, so it
+stays streamed. uvicorn drops the body of a HEAD answer.
 """
 
 import asyncio
