@@ -1,8 +1,8 @@
 """Imports of a segment's members, received into storage (import_queue.py), then checked whole and applied in
 chunks by the worker.
 
-A file has one user id a line, optionally `,expires_at` (RFC 3339 with an offset); blank lines
-are skipped, and a first line starting with `user_id` is a header. `add` adds the listed users
+A file has one user id a line, optionally `,expires_at`, or the columns its header names
+(import_lines.py: the one parser, which also reads the admin's member export and reports). `add` adds the listed users
 (as a PATCH adds: an active member is not added again, and its expiry becomes the line's, or
 the import's `ttl_seconds`, or none), `remove` removes them, `replace` adds them and then
 removes every manual member not listed (rollout members stay).
@@ -23,21 +23,18 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.utils.dateparse import parse_datetime
 
 from core.db import CLOCK
-from core.fields import MAX_USER_ID
 from segments.models import Import
 from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record
 from segments.services.import_files import import_file_delete, import_file_lines
-from segments.services.memberships import expiry_problem
+from segments.services.import_lines import LineParser
 
 logger = logging.getLogger(__name__)
 
 MODES = tuple(Import.Mode.values)
 MAX_PROBLEMS = 20
-MAX_LINE_CHARS = 200
 COPY_ROWS = 10_000
 RUN_TASK = "run_import"  # segments/tasks.py
 
@@ -185,8 +182,9 @@ def _parse_file(name: str, copy, not_before: datetime) -> tuple[int, int, list[t
     """Parse every line, write the valid ones to `copy` while none is invalid; (user id lines,
     invalid lines, the first MAX_PROBLEMS problems)."""
     total, invalid, problems, rows = 0, 0, [], []
+    parser = LineParser(not_before)
     for number, raw in enumerate(import_file_lines(name), start=1):
-        parsed = parse_line(raw, number, not_before)
+        parsed = parser.parse(raw, number)
         if parsed is None:
             continue
         if isinstance(parsed, str):
@@ -205,38 +203,6 @@ def _parse_file(name: str, copy, not_before: datetime) -> tuple[int, int, list[t
     if rows and not invalid:
         copy.write("".join(rows))
     return total, invalid, problems
-
-
-def parse_line(raw: bytes, number: int, not_before: datetime | None) -> tuple[int, str | None] | str | None:
-    """(user_id, expires_at as ISO text or None) of one line, None for a line to skip (blank, header),
-    or why the line is invalid."""
-    if raw.isdigit() and len(raw) <= 19:  # the common line, a bare id: no decoding, no splitting
-        user_id = int(raw)
-        return (user_id, None) if 1 <= user_id <= MAX_USER_ID else f"invalid user id {raw.decode()!r}"
-    try:
-        text = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
-    except UnicodeDecodeError:
-        return "not UTF-8 text"
-    if not text or (number == 1 and text.lower().startswith("user_id")):
-        return None
-    if len(text) > MAX_LINE_CHARS:
-        return f"longer than {MAX_LINE_CHARS} characters"
-    parts = [part.strip() for part in text.split(",")]
-    if len(parts) > 2:
-        return "expected 'user_id' or 'user_id,expires_at'"
-    if not parts[0].isascii() or not parts[0].isdigit() or not 1 <= int(parts[0]) <= MAX_USER_ID:
-        return f"invalid user id {parts[0][:40]!r}"
-    if len(parts) == 1 or not parts[1]:
-        return int(parts[0]), None
-    try:
-        expires_at = parse_datetime(parts[1])
-    except ValueError:
-        expires_at = None
-    if expires_at is None or expires_at.tzinfo is None:
-        return f"invalid expires_at {parts[1][:40]!r}: use RFC 3339, e.g. 2030-01-01T00:00:00Z"
-    if problem := expiry_problem(expires_at, not_before=not_before):
-        return f"expires_at {parts[1][:40]!r} {problem}"
-    return int(parts[0]), expires_at.isoformat()
 
 
 # --- Applying ----------------------------------------------------------------------------------
