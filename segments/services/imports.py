@@ -12,8 +12,9 @@ Then it copies the ids (`COPY`) into the import's staging table and applies them
 one transaction each, with their history (source `import`) and events; each chunk moves `done`
 in the same transaction, so a worker killed mid-import leaves `done` exactly at the last chunk
 applied and the next worker resumes there (task queue: jobs of dead workers run again). An
-import is `succeeded` only once every chunk is in. Unknown users are skipped and counted;
-a repeated id counts once (its first line).
+import is `succeeded` only once every chunk is in. Unknown users are skipped and counted (the
+first MAX_PROBLEMS listed), or with `register` registered first (add and replace; counted as
+`registered`); a repeated id counts once (its first line).
 """
 
 import json
@@ -30,6 +31,7 @@ from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record
 from segments.services.import_files import import_file_delete, import_file_lines
 from segments.services.import_lines import LineParser
+from segments.services.rollout import rollout_join_users
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +216,7 @@ class _Counts:
     removed: int = 0
     already_member: int = 0
     unknown_users: int = 0
+    registered: int = 0
 
 
 def _locked(cursor, import_id: int) -> tuple[int, Import]:
@@ -242,13 +245,18 @@ def _apply_chunk(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
             return False
         lines = [current.done, min(current.done + chunk_lines, current.total)]  # n in (first, last]
         memberships_expire(segment_id=segment_id)
+        counts = _Counts()
+        if current.register and current.mode != Import.Mode.REMOVE:
+            counts.registered = _register_listed(cursor, stage, lines, current.actor)
         cursor.execute(
             f"SELECT count(*), count(u.id) FROM {stage.table} i LEFT JOIN users_user u ON u.id = i.user_id"
             " WHERE i.n > %s AND i.n <= %s",
             lines,
         )
         rows, known = cursor.fetchone()
-        counts = _Counts(unknown_users=rows - known)
+        counts.unknown_users = rows - known
+        if counts.unknown_users and len(current.unknown_user_ids) < MAX_PROBLEMS:
+            _list_unknown(cursor, stage, lines, current)
         if current.mode == Import.Mode.REMOVE:
             counts.removed = _remove_listed(stage, lines, segment_id, current.actor)
         else:
@@ -256,6 +264,32 @@ def _apply_chunk(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
             counts.already_member = known - counts.added
         _count(cursor, import_id, counts, done=lines[1])
     return True
+
+
+def _register_listed(cursor, stage: _Stage, lines: list[int], actor: str) -> int:
+    """Register the chunk's users who are not registered yet, in one statement, and give them the
+    rollouts that cover them (as users_register does for a list); returns how many were registered.
+    The segment is locked already: segment, then the rollout lock shared, as a rollout takes them."""
+    cursor.execute(
+        f"INSERT INTO users_user (id, created_at) SELECT i.user_id, {CLOCK} FROM {stage.table} i"
+        " WHERE i.n > %s AND i.n <= %s ORDER BY i.user_id ON CONFLICT (id) DO NOTHING RETURNING id",
+        lines,
+    )
+    created = [row[0] for row in cursor.fetchall()]
+    if created:
+        rollout_join_users(user_ids=created, actor=actor)
+    return len(created)
+
+
+def _list_unknown(cursor, stage: _Stage, lines: list[int], current: Import) -> None:
+    """Add the chunk's first unknown ids, in the file's order, to the import's first MAX_PROBLEMS."""
+    cursor.execute(
+        f"SELECT i.user_id FROM {stage.table} i WHERE i.n > %s AND i.n <= %s"
+        " AND NOT EXISTS (SELECT 1 FROM users_user u WHERE u.id = i.user_id) ORDER BY i.n LIMIT %s",
+        [*lines, MAX_PROBLEMS - len(current.unknown_user_ids)],
+    )
+    listed = current.unknown_user_ids + [row[0] for row in cursor.fetchall()]
+    cursor.execute("UPDATE segments_import SET unknown_user_ids = %s WHERE id = %s", [json.dumps(listed), current.pk])
 
 
 def _add_listed(cursor, stage: _Stage, lines: list[int], segment_id: int, current: Import) -> int:
@@ -323,6 +357,7 @@ def _remove_unlisted(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
 def _count(cursor, import_id: int, counts: _Counts, *, done: int) -> None:
     cursor.execute(
         "UPDATE segments_import SET done = %s, added = added + %s, removed = removed + %s,"
-        " already_member = already_member + %s, unknown_users = unknown_users + %s WHERE id = %s",
-        [done, counts.added, counts.removed, counts.already_member, counts.unknown_users, import_id],
+        " already_member = already_member + %s, unknown_users = unknown_users + %s, registered = registered + %s"
+        " WHERE id = %s",
+        [done, counts.added, counts.removed, counts.already_member, counts.unknown_users, counts.registered, import_id],
     )

@@ -53,6 +53,32 @@ def test_import__json_with_mode_and_ttl__taken_as_given(api, segment):
     assert (created.mode, created.ttl_seconds) == ("replace", 60)
 
 
+def test_import__register_true__unknown_users_registered_and_added(api, segment):
+    created = post(api, b"1\n77\n", url=URL + "?register=true").json()
+    assert created["register"] is True
+    import_run(created["id"])
+
+    shown = api.get(f"/api/v1/imports/{created['id']}/").json()
+
+    assert (shown["added"], shown["registered"], shown["unknown_users"], shown["unknown_user_ids"]) == (2, 1, 0, [])
+    assert User.objects.filter(pk=77).exists()
+
+
+def test_import__register_by_default_false__unknown_users_skipped_and_listed(api, segment):
+    created = post(api, b"1\n77\n78\n").json()
+    import_run(created["id"])
+
+    shown = api.get(f"/api/v1/imports/{created['id']}/").json()
+
+    assert (shown["register"], shown["added"], shown["registered"], shown["unknown_users"]) == (False, 1, 0, 2)
+    assert shown["unknown_user_ids"] == [77, 78] and not User.objects.filter(pk=77).exists()
+
+
+def test_import__register_with_remove__400_nothing_stored(api, segment, problem):
+    problem(post(api, url=URL + "?mode=remove&register=true"), 400, "validation_error")
+    assert not Import.objects.exists()
+
+
 def test_import__content_type_with_charset__accepted(api, segment):
     assert post(api, content_type="text/csv; charset=utf-8").status_code == 202
 
@@ -132,6 +158,8 @@ def test_import__unknown_segment__404_bad_slug__400(api, segment, problem):
         "?ttl_seconds=%EF%BC%91",  # a fullwidth digit
         "?mode=add&mode=replace",  # repeated: neither is guessed
         "?ttl_seconds=60&ttl_seconds=60",
+        "?register=maybe",
+        "?register=",
     ],
 )
 def test_import__bad_query__400(api, segment, problem, query):
