@@ -70,7 +70,7 @@ class Membership(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} in {self.segment_id}"
+        return f"{self.user_id} in {self.segment.slug}"
 
 
 class HistoryEvent(models.Model):
