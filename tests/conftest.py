@@ -607,3 +607,50 @@ def _deadlocks() -> int:
 def deadlocks():
     """A function giving the test database's deadlock count, exact once the servers using it have stopped."""
     return _deadlocks
+
+
+# --- Browser tests (tests/test_admin*_browser.py) ------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = settings.BASE_DIR / "test-output" / "admin-browser"
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) =>
+    console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`));
+"""
+
+
+@pytest.fixture
+def page(live_server, transactional_db, monkeypatch):
+    """A headless Chromium page (Debian's /usr/bin/chromium) against the live server; it records the
+    Content-Security-Policy violations the browser reports in `page.csp_violations`, and `page.shots`
+    is the folder for screenshots."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still synchronous.
+    monkeypatch.setitem(os.environ, "DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(15_000)
+        page.csp_violations = []
+        page.shots = SHOTS
+        page.add_init_script(REPORT_CSP_VIOLATIONS)
+        page.on("console", lambda message: _record_violation(page, message.text))
+        yield page
+        browser.close()
+        # Inside Playwright's context the ORM has a connection of its own: close it, or it outlives the test database.
+        connection.close()
+
+
+def _record_violation(page, text: str) -> None:
+    if text.startswith(("CSP violation", "Refused to")) or "Content Security Policy" in text:
+        page.csp_violations.append(f"{page.url}: {text}")

@@ -4,17 +4,14 @@ Static files: the live_server fixture wraps the app in Django's StaticFilesHandl
 the admin's CSS from the staticfiles finders; the test checks that the stylesheet really applies.
 An import's progress page reloads itself: the test runs the import (as the worker would) while the
 page waits, queued, and sees it finish on a reload. Screenshots go to test-output/admin-browser/.
-Every page runs under the app's Content-Security-Policy: the `page` fixture records each violation
+Every page runs under the app's Content-Security-Policy: the `page` fixture (tests/conftest.py) records each violation
 the browser reports (the `securitypolicyviolation` event and "Refused to ..." console messages) and
 the tests assert none.
 """
 
-import os
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from segments.models import HistoryEvent, Import, Membership, Segment
 from segments.services import import_run, is_covered
@@ -22,46 +19,7 @@ from users.models import User
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOTS = settings.BASE_DIR / "test-output" / "admin-browser"
-REPORT_CSP_VIOLATIONS = """
-document.addEventListener("securitypolicyviolation", (event) =>
-    console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`));
-"""
 USER_IDS = range(1, 1001)
-
-
-@pytest.fixture
-def page(live_server, transactional_db, monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still synchronous.
-    monkeypatch.setitem(os.environ, "DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(15_000)
-        page.csp_violations = []
-        page.add_init_script(REPORT_CSP_VIOLATIONS)
-        page.on("console", lambda message: _record_violation(page, message.text))
-        yield page
-        browser.close()
-        # Inside Playwright's context the ORM has a connection of its own: close it, or it outlives the test database.
-        connection.close()
-
-
-def _record_violation(page, text: str) -> None:
-    if text.startswith(("CSP violation", "Refused to")) or "Content Security Policy" in text:
-        page.csp_violations.append(f"{page.url}: {text}")
 
 
 def test_admin_in_browser__rollout_import_history_and_chart__all_shown(page, live_server, django_user_model):
@@ -82,7 +40,7 @@ def test_admin_in_browser__rollout_import_history_and_chart__all_shown(page, liv
     page.fill("#id_rollout_percent", "10")
     page.click("input[name=_save]")
     assert page.inner_text("#rollout-added") == str(expected)
-    page.screenshot(path=SHOTS / "1-rollout-confirmation.png", full_page=True)
+    page.screenshot(path=page.shots / "1-rollout-confirmation.png", full_page=True)
     page.click("text=Yes, apply the rollout")
     assert f"Rollout 10%: {expected} users added" in page.inner_text(".messagelist")
     segment = Segment.objects.get(slug="BROWSER_TEN")
@@ -97,25 +55,25 @@ def test_admin_in_browser__rollout_import_history_and_chart__all_shown(page, liv
     page.click("input[value=Import]")
     # The upload lands on the import's progress page; no worker runs here, so it waits, queued.
     assert "Queued: waiting for the worker" in page.inner_text("#import-status")
-    page.screenshot(path=SHOTS / "2-import-queued.png", full_page=True)
+    page.screenshot(path=page.shots / "2-import-queued.png", full_page=True)
     import_run(Import.objects.get().pk)  # as the worker would; the page sees it on its next reload
     page.wait_for_selector("#import-status:has-text('Import applied')", timeout=15_000)
     assert page.inner_text("#count-added") == "3"
     assert page.inner_text("#count-unknown") == "1"
     assert page.locator("meta[http-equiv=refresh]").count() == 0
-    page.screenshot(path=SHOTS / "2-import-result.png", full_page=True)
+    page.screenshot(path=page.shots / "2-import-result.png", full_page=True)
 
     page.goto(f"{live_server.url}/admin/segments/segment/{segment.pk}/change/")
     chart = page.locator("svg.members-chart")
     assert chart.is_visible()
     assert f"now {expected + 3}" in chart.get_attribute("aria-label")
-    page.screenshot(path=SHOTS / "3-segment-with-chart.png", full_page=True)
+    page.screenshot(path=page.shots / "3-segment-with-chart.png", full_page=True)
 
     page.click("text=Segment history")
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == min(expected + 3, 100)
     assert page.locator("#result_list tbody tr", has_text="import").count() == 3
-    page.screenshot(path=SHOTS / "4-history.png", full_page=True)
+    page.screenshot(path=page.shots / "4-history.png", full_page=True)
     assert HistoryEvent.objects.filter(source="import", actor="pm").count() == 3
     assert page.csp_violations == []
 
@@ -127,5 +85,5 @@ def test_swagger_ui_in_browser__under_the_csp__operations_rendered(page, live_se
     assert "/api/v1/users/{user_id}/segments/" in [path.replace("\u200b", "") for path in paths]
     page.click(".opblock-summary-path >> nth=0")  # an operation opens, drawn by Swagger UI's script
     page.wait_for_selector(".opblock-body")
-    page.screenshot(path=SHOTS / "5-swagger-ui.png", full_page=True)
+    page.screenshot(path=page.shots / "5-swagger-ui.png", full_page=True)
     assert page.csp_violations == []

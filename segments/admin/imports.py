@@ -1,6 +1,8 @@
 """The list of imports, those of the API, the admin and `import_members` alike: read-only, since the
 worker alone writes an import (services/imports.py)."""
 
+from datetime import UTC
+
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
@@ -11,7 +13,7 @@ from segments.models import Import
 
 @admin.register(Import)
 class ImportAdmin(admin.ModelAdmin):
-    list_display = ("id", "segment_slug", "mode", "status", "progress", "added", "unknown_users", "actor", "created_at")
+    list_display = ("id", "segment", "mode", "status", "progress", "added", "unknown", "actor", "started")
     list_filter = ("status", "mode")
     search_fields = ("=segment_slug", "=actor")
     search_help_text = "An exact segment slug or actor (token or admin user name)."
@@ -24,8 +26,8 @@ class ImportAdmin(admin.ModelAdmin):
         "mode",
         "status",
         "progress",
-        "actor",
-        "ttl_seconds",
+        "started_by",
+        "ttl",
         "register",
         "added",
         "removed",
@@ -35,11 +37,35 @@ class ImportAdmin(admin.ModelAdmin):
         "unknown_ids",
         "invalid",
         "error",
-        "created_at",
-        "finished_at",
+        "started",
+        "finished",
         "progress_page",
     )
     readonly_fields = fields
+
+    @admin.display(description="segment", ordering="segment_slug")
+    def segment(self, current: Import) -> str:
+        return current.segment_slug
+
+    @admin.display(description="unknown", ordering="unknown_users")
+    def unknown(self, current: Import) -> int:
+        return current.unknown_users
+
+    @admin.display(description="started (UTC)", ordering="created_at")
+    def started(self, current: Import) -> str:
+        return _utc(current.created_at)
+
+    @admin.display(description="finished (UTC)")
+    def finished(self, current: Import) -> str:
+        return _utc(current.finished_at) if current.finished_at else "-"
+
+    @admin.display(description="started by (API token or admin user)")
+    def started_by(self, current: Import) -> str:
+        return current.actor
+
+    @admin.display(description="TTL (seconds)")
+    def ttl(self, current: Import) -> str:
+        return f"{current.ttl_seconds:,}" if current.ttl_seconds else "-"
 
     def lookup_allowed(self, lookup, value, request=None):
         return lookup == "segment_id" or super().lookup_allowed(lookup, value, request)
@@ -49,7 +75,7 @@ class ImportAdmin(admin.ModelAdmin):
         if current.total is None:
             return "not checked yet"
         percent = round(100 * current.done / current.total) if current.total else 100
-        return f"{current.done:,} of {current.total:,} lines ({percent}%)"
+        return f"{current.done:,}/{current.total:,} ({percent}%)"
 
     @admin.display(description="first unknown user ids")
     def unknown_ids(self, current: Import) -> str:
@@ -72,3 +98,7 @@ class ImportAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def _utc(at) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -580,7 +580,7 @@ def test_import_list__api_and_admin_imports__status_progress_actor_and_unknown_i
     rows = [(i.pk, i.actor, i.status) for i in listed.context["cl"].result_list]
     assert rows == [(by_api.pk + 1, "admin", "queued"), (by_api.pk, by_api.actor, "succeeded")]
     page = listed.content.decode()
-    assert "3 of 3 lines (100%)" in page and "not checked yet" in page
+    assert "3/3 (100%)" in page and "not checked yet" in page
     assert "7001, 7002" in shown and by_api.actor in shown
     assert 'name="_save"' not in shown  # read-only
 
