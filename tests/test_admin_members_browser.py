@@ -110,7 +110,7 @@ def test_export_import_and_imports_list_in_browser__round_trip_and_api_import_li
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 2
     assert "pipeline" in rows.nth(0).inner_text() and "3/3 (100%)" in rows.nth(0).inner_text()
-    assert "pm" in rows.nth(1).inner_text() and "Succeeded" in rows.nth(1).inner_text()
+    assert "pm" in rows.nth(1).inner_text() and "succeeded (add)" in rows.nth(1).inner_text()
     page.screenshot(path=page.shots / "members-4-imports-list.png", full_page=True)
     rows.nth(0).locator("a").first.click()
     page.wait_for_selector(".field-unknown_ids")

@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from core.fields import MAX_USER_ID, SLUG_RE
 from segments.models import Membership, Segment
+from segments.selectors import MAX_BATCH_USER_IDS, users_segment_slugs
 from segments.services.imports import MODES
 from segments.services.memberships import MAX_TTL_SECONDS, expiry_problem
-from users.models import User
 
 
 def checked_expiry(expires_at):
@@ -52,7 +52,7 @@ class MembershipForm(forms.ModelForm):
         return checked_expiry(self.cleaned_data["expires_at"])
 
 
-MAX_ADD_IDS = 1_000  # one service call each; a bigger list is an import's
+MAX_ADD_IDS = MAX_BATCH_USER_IDS  # one service call each; a bigger list is an import's
 TTL_UNITS = {"hours": 3600, "days": 86400}
 _ID_SEPARATORS = re.compile(r"[\s,;]+")
 
@@ -92,8 +92,7 @@ class MembersAddForm(forms.Form):
             raise forms.ValidationError("Give at least one user id.")
         if len(ids) > MAX_ADD_IDS:
             raise forms.ValidationError(f"At most {MAX_ADD_IDS:,} user ids at once; use Import CSV for more.")
-        known = set(User.objects.filter(pk__in=ids).values_list("pk", flat=True))
-        unknown = [user_id for user_id in ids if user_id not in known]
+        unknown = users_segment_slugs(ids)[1]  # the batch lookup's unknown ids, in the order given
         if unknown:
             raise forms.ValidationError(
                 [f"User {user_id} is not registered; nothing was added." for user_id in unknown[:20]]

@@ -13,7 +13,7 @@ from segments.models import Import
 
 @admin.register(Import)
 class ImportAdmin(admin.ModelAdmin):
-    list_display = ("id", "segment", "mode", "status", "progress", "added", "unknown", "actor", "started")
+    list_display = ("id", "segment", "status_and_mode", "progress", "added", "unknown", "actor", "started")
     list_filter = ("status", "mode")
     search_fields = ("=segment_slug", "=actor")
     search_help_text = "An exact segment slug or actor (token or admin user name)."
@@ -46,6 +46,10 @@ class ImportAdmin(admin.ModelAdmin):
     @admin.display(description="segment", ordering="segment_slug")
     def segment(self, current: Import) -> str:
         return current.segment_slug
+
+    @admin.display(description="status (mode)", ordering="status")
+    def status_and_mode(self, current: Import) -> str:
+        return f"{current.status} ({current.mode})"
 
     @admin.display(description="unknown", ordering="unknown_users")
     def unknown(self, current: Import) -> int:

@@ -1,10 +1,10 @@
-"""The one parser of import lines (services/import_lines.py): what the service writes, it reads."""
+"""The one parser of import lines (services/import_lines.py): what the service writes, it reads (a report's
+lines: reports/tests/test_csv_format.py)."""
 
 from datetime import UTC, datetime
 
 import pytest
 
-from reports import csv_format
 from segments.services.import_lines import LineParser
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -21,13 +21,6 @@ def test_parse__admin_member_export__ids_and_expiries_other_columns_ignored():
         "4,2030-01-01T00:00:00Z,manual,2025-12-01T10:00:00Z",
         "5,,rollout,2025-12-01T10:00:00Z",
     ) == [None, (4, "2030-01-01T00:00:00+00:00"), (5, None)]
-
-
-@pytest.mark.parametrize("detail", [False, True])
-def test_parse__report_with_its_header__user_ids_read(detail):
-    header = csv_format.header(detail=detail).rstrip("\n")
-    lines = [csv_format.line(7, "SEG", "added", NOW, "api", 'ops;"team"', detail=detail).rstrip("\n")]
-    assert parse(header, *lines) == [None, (7, None)]
 
 
 def test_parse__report_without_header__semicolon_lines_read_as_a_report():
