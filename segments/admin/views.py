@@ -98,7 +98,8 @@ def members_add_view(model_admin, request):
     """Add many users to one segment through the membership service, all or nothing; then back to the
     segment's page with what changed."""
     widget = AutocompleteSelect(Membership._meta.get_field("segment"), model_admin.admin_site)
-    form = MembersAddForm(request.POST or None, initial=request.GET.dict(), segment_widget=widget)
+    data = _segment_id_checked(request.POST) if request.method == "POST" else None
+    form = MembersAddForm(data, initial=_segment_id_checked(request.GET), segment_widget=widget)
     if request.method == "POST" and form.is_valid():
         segment = form.cleaned_data["segment"]
         try:
@@ -123,6 +124,16 @@ def members_add_view(model_admin, request):
         "media": model_admin.media + form.media,
     }
     return TemplateResponse(request, "admin/segments/membership/add_members.html", context)
+
+
+def _segment_id_checked(params):
+    """The parameters with `segment` emptied unless it may be an id: the autocomplete widget looks the
+    value up to draw it, and a word or a number past bigint would fail that query (a 500, not a form error)."""
+    params = params.copy()
+    value = params.get("segment", "")
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        params["segment"] = ""
+    return params
 
 
 def _added_message(slug: str, changes, cleaned: dict) -> str:

@@ -260,6 +260,17 @@ def test_membership_add__expiry_at_the_bound__form_error_and_nothing_added(admin
     assert not Membership.objects.filter(user_id=7).exists()
 
 
+@pytest.mark.parametrize("value", ["abc", "99999999999999999999999", "-1"])
+def test_membership_add__segment_not_an_id__form_error_or_blank_never_a_500(admin_client, segment, value):
+    shown = admin_client.get(reverse("admin:segments_membership_add"), {"segment": value})
+    data = {"segment": value, "user_ids": "7", "ttl_unit": "days"}
+    posted = admin_client.post(reverse("admin:segments_membership_add"), data)
+
+    assert shown.status_code == 200 and '<textarea name="user_ids"' in shown.content.decode()
+    assert posted.status_code == 200 and posted.context["form"].errors["segment"] == ["This field is required."]
+    assert not Membership.objects.filter(user_id=7).exists()
+
+
 def test_membership__label__user_id_in_the_segments_slug(segment):
     assert str(Membership.objects.get(user_id=1, segment=segment)) == "1 in PROMO"
 
