@@ -70,7 +70,7 @@ class Membership(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} in {self.segment_id}"
+        return f"{self.user_id} in {self.segment.slug}"
 
 
 class HistoryEvent(models.Model):
@@ -147,8 +147,9 @@ class Import(models.Model):
     segment_slug = models.CharField(max_length=100)
     mode = models.CharField(max_length=7, choices=Mode.choices, default=Mode.ADD)
     ttl_seconds = models.PositiveBigIntegerField(null=True, blank=True)  # up to MAX_TTL_SECONDS, over 2**31
+    register = models.BooleanField(default=False)  # register the listed users who are not registered yet
     status = models.CharField(max_length=9, choices=Status.choices, default=Status.QUEUED)
-    actor = models.CharField(max_length=150)
+    actor = models.CharField(max_length=150)  # who started it: the token's name, or the admin user's
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     body_sha256 = models.CharField(max_length=64)
     file_name = models.CharField(max_length=255, blank=True, default="")
@@ -159,6 +160,8 @@ class Import(models.Model):
     removed = models.BigIntegerField(default=0)
     already_member = models.BigIntegerField(default=0)
     unknown_users = models.BigIntegerField(default=0)
+    unknown_user_ids = models.JSONField(default=list, blank=True)  # the first 20, in the file's order
+    registered = models.BigIntegerField(default=0)  # users the import registered (`register`)
     invalid_lines = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True, default="")  # why it failed; "" otherwise
     created_at = models.DateTimeField(db_default=Now(), editable=False)

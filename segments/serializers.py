@@ -120,6 +120,17 @@ class ImportRequestSerializer(StrictSerializer):
 
     mode = serializers.ChoiceField(choices=["add", "remove", "replace"], required=False, default="add")
     ttl_seconds = QueryIntegerField(min_value=1, max_value=MAX_TTL_SECONDS, required=False, default=None)
+    register = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Register the listed users who are not registered yet (add and replace); by default they are "
+        "skipped and counted",
+    )
+
+    def validate(self, data):
+        if data["register"] and data["mode"] == "remove":
+            raise serializers.ValidationError({"register": ["Only with mode add or replace: remove registers nobody."]})
+        return data
 
 
 class InvalidLineSerializer(serializers.Serializer):
@@ -137,7 +148,12 @@ class ImportSerializer(serializers.Serializer):
     added = serializers.IntegerField()
     removed = serializers.IntegerField()
     already_member = serializers.IntegerField()
-    unknown_users = serializers.IntegerField()
+    unknown_users = serializers.IntegerField(help_text="Listed users not registered, skipped")
+    unknown_user_ids = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The first 20 unknown users, in the file's order"
+    )
+    register = serializers.BooleanField(help_text="Whether unknown users are registered")
+    registered = serializers.IntegerField(help_text="Users the import registered")
     invalid_lines = InvalidLineSerializer(many=True, help_text="The first 20 invalid lines")
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)

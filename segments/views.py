@@ -146,6 +146,12 @@ class SegmentViewSet(viewsets.GenericViewSet):
             OpenApiParameter("mode", str, enum=["add", "remove", "replace"], description="Default add"),
             OpenApiParameter("ttl_seconds", int, description="Added users leave after this many seconds"),
             OpenApiParameter(
+                "register",
+                bool,
+                description="true: register the listed users who are not registered yet (add, replace); "
+                "default false: they are skipped, counted and the first 20 listed",
+            ),
+            OpenApiParameter(
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
@@ -183,6 +189,7 @@ class SegmentViewSet(viewsets.GenericViewSet):
             format=IMPORT_FORMATS[media_type],
             mode=query["mode"],
             ttl_seconds=query["ttl_seconds"],
+            register=query["register"],
             actor=actor_of(request),
             idempotency_key=key or "",
         )

@@ -113,7 +113,7 @@ def test_import_members__csv_with_a_worker__progress_bar_then_counts(promo, star
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1] == (
         f"import {Import.objects.get().pk} succeeded: 3001 of 3001 lines applied;"
-        " 2999 added, 0 removed, 1 already members, 1 unknown users"
+        " 2999 added, 0 removed, 1 already members, 1 unknown users (first: 9999999)"
     )
     assert "succeeded: 100%" in run.stderr and "3001/3001" in run.stderr  # the bar, drawn on the terminal
     assert members() == set(range(1, 3001))

@@ -2,6 +2,7 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -10,6 +11,7 @@ from reports import csv_format, export
 from reports.export import HistoryQuery
 from reports.periods import Month, period_of
 from segments.models import HistoryEvent
+from segments.services.import_lines import LineParser
 
 ACTORS = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]), max_size=40)
 TIMES = st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC))
@@ -107,4 +109,20 @@ def test_copy_csv__full_width_formula_actor__prefixed_as_in_python(db):
         "'＝HYPERLINK(1)".encode(),
         "'﹫x".encode(),
         b"plain",
+    ]
+
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("detail", [False, True])
+def test_report_lines__read_by_the_import_parser__user_ids_taken(detail):
+    """What the service writes, it reads: a report (with its header) imports as its user ids."""
+    header = csv_format.header(detail=detail).rstrip("\n")
+    lines = [csv_format.line(7, "SEG", "added", AT, "api", 'ops;"team"', detail=detail).rstrip("\n")]
+    lines.append(csv_format.line(8, "SEG", "removed", AT, "ttl", "=1+2", detail=detail).rstrip("\n"))
+    assert [LineParser(AT).parse(text.encode(), number) for number, text in enumerate([header, *lines], start=1)] == [
+        None,
+        (7, None),
+        (8, None),
     ]

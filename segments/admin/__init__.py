@@ -10,6 +10,7 @@ from django.db import transaction
 from django.http import Http404
 from django.urls import path, reverse
 
+from segments.admin import imports as _imports  # noqa: F401 (registers ImportAdmin)
 from segments.admin import views as admin_views
 from segments.admin.charts import members_by_day, members_chart_svg
 from segments.admin.forms import MembershipForm, SegmentForm
@@ -133,6 +134,7 @@ class SegmentAdmin(admin.ModelAdmin):
                 "add_member_url": f"{reverse('admin:segments_membership_add')}?segment={segment.pk}",
                 "history_url": f"{reverse('admin:segments_historyevent_changelist')}?q={segment.slug}",
                 "import_url": reverse("admin:segments_segment_import", args=[segment.pk]),
+                "imports_url": f"{reverse('admin:segments_import_changelist')}?segment_id={segment.pk}",
                 "export_url": reverse("admin:segments_segment_export", args=[segment.pk]),
             }
         return super().change_view(request, object_id, form_url, extra_context)
@@ -187,6 +189,12 @@ class MembershipAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ("user", "segment", "source", "added_at") if obj else ()
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Many users at once (MembersAddForm), then back to the segment's page."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        return admin_views.members_add_view(self, request)
 
     def save_model(self, request, obj, form, change):
         item = AddItem(slug=obj.segment.slug, expires_at=obj.expires_at)

@@ -1,19 +1,21 @@
-"""The segment admin's own pages: rollout confirmation, CSV import and CSV export."""
+"""The segments admin's own pages: rollout confirmation, CSV import and export, adding many members."""
 
 import csv
 from collections.abc import Iterator
 from datetime import UTC
 from decimal import Decimal
 
+from django.contrib import messages
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 
 from core.errors import ServiceError
-from segments.admin.forms import ImportForm
+from segments.admin.forms import ImportForm, MembersAddForm
 from segments.models import Import, Membership, Segment
-from segments.services import import_create, rollout_apply, segment_create
+from segments.services import import_create, memberships_add_users, rollout_apply, segment_create
 
 EXPORT_BATCH = 5000
 
@@ -60,6 +62,7 @@ def import_view(model_admin, request, segment: Segment):
                 format="csv",
                 mode=form.cleaned_data["mode"],
                 ttl_seconds=form.cleaned_data["ttl_seconds"],
+                register=form.cleaned_data["register"],
                 actor=request.user.get_username(),
             )
         except ServiceError as exc:  # over the line limit, storage refusing the file, the segment deleted meanwhile
@@ -89,6 +92,63 @@ def import_progress_view(model_admin, request, segment: Segment, import_id: int)
         "percent": round(100 * shown.done / shown.total) if shown.total else None,
     }
     return TemplateResponse(request, "admin/segments/segment/import_progress.html", context)
+
+
+def members_add_view(model_admin, request):
+    """Add many users to one segment through the membership service, all or nothing; then back to the
+    segment's page with what changed."""
+    widget = AutocompleteSelect(Membership._meta.get_field("segment"), model_admin.admin_site)
+    data = _segment_id_checked(request.POST) if request.method == "POST" else None
+    form = MembersAddForm(data, initial=_segment_id_checked(request.GET), segment_widget=widget)
+    if request.method == "POST" and form.is_valid():
+        segment = form.cleaned_data["segment"]
+        try:
+            changes = memberships_add_users(
+                slug=segment.slug,
+                user_ids=form.cleaned_data["user_ids"],
+                expires_at=form.cleaned_data["expires_at"],
+                ttl_seconds=form.cleaned_data["ttl_seconds"],
+                source="admin",
+                actor=request.user.get_username(),
+            )
+        except ServiceError as exc:  # a user deleted or the segment gone since the form was checked
+            form.add_error(None, exc.detail)
+        else:
+            messages.success(request, _added_message(segment.slug, changes, form.cleaned_data))
+            return redirect("admin:segments_segment_change", segment.pk)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": "Add members",
+        "form": form,
+        "media": model_admin.media + form.media,
+    }
+    return TemplateResponse(request, "admin/segments/membership/add_members.html", context)
+
+
+def _segment_id_checked(params):
+    """The parameters with `segment` emptied unless it may be an id: the autocomplete widget looks the
+    value up to draw it, and a word or a number past bigint would fail that query (a 500, not a form error)."""
+    params = params.copy()
+    value = params.get("segment", "")
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        params["segment"] = ""
+    return params
+
+
+def _added_message(slug: str, changes, cleaned: dict) -> str:
+    added = sum(1 for change in changes if change.added)
+    kept = len(changes) - added
+    if cleaned["ttl_seconds"]:
+        until = f" for {cleaned['ttl']} {cleaned['ttl_unit']}"
+    elif cleaned["expires_at"]:
+        until = f" until {_rfc3339(cleaned['expires_at'])}"
+    else:
+        until = ""
+    text = f"{added} user{'s' if added != 1 else ''} added to {slug}{until}."
+    if kept:
+        text += f" {kept} already member{'s' if kept != 1 else ''}, with this expiry now."
+    return text
 
 
 def export_response(segment: Segment) -> StreamingHttpResponse:

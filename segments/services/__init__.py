@@ -4,7 +4,13 @@ from segments.services.expiry import memberships_expire
 from segments.services.history_partitions import history_partitions, history_partitions_ensure, history_purge
 from segments.services.import_queue import import_create, import_files_purge
 from segments.services.imports import import_run
-from segments.services.memberships import AddItem, MembershipsChange, memberships_remove_all, memberships_update
+from segments.services.memberships import (
+    AddItem,
+    MembershipsChange,
+    memberships_add_users,
+    memberships_remove_all,
+    memberships_update,
+)
 from segments.services.rollout import RolloutResult, bucket, is_covered, rollout_apply, rollout_join_users
 from segments.services.segments import segment_create, segment_delete, segment_get, segment_update, segment_upsert
 
@@ -20,6 +26,7 @@ __all__ = [
     "import_files_purge",
     "import_run",
     "is_covered",
+    "memberships_add_users",
     "memberships_expire",
     "memberships_remove_all",
     "memberships_update",

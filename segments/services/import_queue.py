@@ -44,18 +44,26 @@ def import_create(
     mode: str,
     actor: str,
     ttl_seconds: int | None = None,
+    register: bool = False,
     idempotency_key: str = "",
 ) -> tuple[Import, bool]:
     """Store the body and queue its import; returns (import, created). With an `idempotency_key`
     this actor used before for the same request, returns that import instead (created False);
     for another request, raises IdempotencyKeyReused. Raises ImportQueueFull when the stored bodies
     of unfinished imports would pass settings.SEGMENTER_IMPORT_QUEUE_BYTES with this one.
+    With `register`, the listed users not registered yet are registered (add and replace), else skipped.
     Whatever the answer, the body stays in storage only as a queued import's file."""
     segment = Segment.objects.filter(slug=slug).only("id").first()
     if segment is None:
         raise SegmentNotFound([slug])
     received = import_file_receive(body, format=format)
-    fields = {"segment_id": segment.pk, "segment_slug": slug, "mode": mode, "ttl_seconds": ttl_seconds}
+    fields = {
+        "segment_id": segment.pk,
+        "segment_slug": slug,
+        "mode": mode,
+        "ttl_seconds": ttl_seconds,
+        "register": register,
+    }
     try:
         earlier = _earlier(actor, idempotency_key, received.sha256, fields) if idempotency_key else None
         if not earlier:

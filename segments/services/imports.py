@@ -1,8 +1,8 @@
 """Imports of a segment's members, received into storage (import_queue.py), then checked whole and applied in
 chunks by the worker.
 
-A file has one user id a line, optionally `,expires_at` (RFC 3339 with an offset); blank lines
-are skipped, and a first line starting with `user_id` is a header. `add` adds the listed users
+A file has one user id a line, optionally `,expires_at`, or the columns its header names
+(import_lines.py: the one parser, which also reads the admin's member export and reports). `add` adds the listed users
 (as a PATCH adds: an active member is not added again, and its expiry becomes the line's, or
 the import's `ttl_seconds`, or none), `remove` removes them, `replace` adds them and then
 removes every manual member not listed (rollout members stay).
@@ -12,8 +12,9 @@ Then it copies the ids (`COPY`) into the import's staging table and applies them
 one transaction each, with their history (source `import`) and events; each chunk moves `done`
 in the same transaction, so a worker killed mid-import leaves `done` exactly at the last chunk
 applied and the next worker resumes there (task queue: jobs of dead workers run again). An
-import is `succeeded` only once every chunk is in. Unknown users are skipped and counted;
-a repeated id counts once (its first line).
+import is `succeeded` only once every chunk is in. Unknown users are skipped and counted (the
+first MAX_PROBLEMS listed), or with `register` registered first (add and replace; counted as
+`registered`); a repeated id counts once (its first line).
 """
 
 import json
@@ -23,21 +24,19 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.utils.dateparse import parse_datetime
 
 from core.db import CLOCK
-from core.fields import MAX_USER_ID
 from segments.models import Import
 from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record
 from segments.services.import_files import import_file_delete, import_file_lines
-from segments.services.memberships import expiry_problem
+from segments.services.import_lines import LineParser
+from segments.services.rollout import rollout_join_users
 
 logger = logging.getLogger(__name__)
 
 MODES = tuple(Import.Mode.values)
 MAX_PROBLEMS = 20
-MAX_LINE_CHARS = 200
 COPY_ROWS = 10_000
 RUN_TASK = "run_import"  # segments/tasks.py
 
@@ -185,8 +184,9 @@ def _parse_file(name: str, copy, not_before: datetime) -> tuple[int, int, list[t
     """Parse every line, write the valid ones to `copy` while none is invalid; (user id lines,
     invalid lines, the first MAX_PROBLEMS problems)."""
     total, invalid, problems, rows = 0, 0, [], []
+    parser = LineParser(not_before)
     for number, raw in enumerate(import_file_lines(name), start=1):
-        parsed = parse_line(raw, number, not_before)
+        parsed = parser.parse(raw, number)
         if parsed is None:
             continue
         if isinstance(parsed, str):
@@ -207,38 +207,6 @@ def _parse_file(name: str, copy, not_before: datetime) -> tuple[int, int, list[t
     return total, invalid, problems
 
 
-def parse_line(raw: bytes, number: int, not_before: datetime | None) -> tuple[int, str | None] | str | None:
-    """(user_id, expires_at as ISO text or None) of one line, None for a line to skip (blank, header),
-    or why the line is invalid."""
-    if raw.isdigit() and len(raw) <= 19:  # the common line, a bare id: no decoding, no splitting
-        user_id = int(raw)
-        return (user_id, None) if 1 <= user_id <= MAX_USER_ID else f"invalid user id {raw.decode()!r}"
-    try:
-        text = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
-    except UnicodeDecodeError:
-        return "not UTF-8 text"
-    if not text or (number == 1 and text.lower().startswith("user_id")):
-        return None
-    if len(text) > MAX_LINE_CHARS:
-        return f"longer than {MAX_LINE_CHARS} characters"
-    parts = [part.strip() for part in text.split(",")]
-    if len(parts) > 2:
-        return "expected 'user_id' or 'user_id,expires_at'"
-    if not parts[0].isascii() or not parts[0].isdigit() or not 1 <= int(parts[0]) <= MAX_USER_ID:
-        return f"invalid user id {parts[0][:40]!r}"
-    if len(parts) == 1 or not parts[1]:
-        return int(parts[0]), None
-    try:
-        expires_at = parse_datetime(parts[1])
-    except ValueError:
-        expires_at = None
-    if expires_at is None or expires_at.tzinfo is None:
-        return f"invalid expires_at {parts[1][:40]!r}: use RFC 3339, e.g. 2030-01-01T00:00:00Z"
-    if problem := expiry_problem(expires_at, not_before=not_before):
-        return f"expires_at {parts[1][:40]!r} {problem}"
-    return int(parts[0]), expires_at.isoformat()
-
-
 # --- Applying ----------------------------------------------------------------------------------
 
 
@@ -248,6 +216,7 @@ class _Counts:
     removed: int = 0
     already_member: int = 0
     unknown_users: int = 0
+    registered: int = 0
 
 
 def _locked(cursor, import_id: int) -> tuple[int, Import]:
@@ -276,13 +245,18 @@ def _apply_chunk(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
             return False
         lines = [current.done, min(current.done + chunk_lines, current.total)]  # n in (first, last]
         memberships_expire(segment_id=segment_id)
+        counts = _Counts()
+        if current.register and current.mode != Import.Mode.REMOVE:
+            counts.registered = _register_listed(cursor, stage, lines, current.actor)
         cursor.execute(
             f"SELECT count(*), count(u.id) FROM {stage.table} i LEFT JOIN users_user u ON u.id = i.user_id"
             " WHERE i.n > %s AND i.n <= %s",
             lines,
         )
         rows, known = cursor.fetchone()
-        counts = _Counts(unknown_users=rows - known)
+        counts.unknown_users = rows - known
+        if counts.unknown_users and len(current.unknown_user_ids) < MAX_PROBLEMS:
+            _list_unknown(cursor, stage, lines, current)
         if current.mode == Import.Mode.REMOVE:
             counts.removed = _remove_listed(stage, lines, segment_id, current.actor)
         else:
@@ -290,6 +264,32 @@ def _apply_chunk(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
             counts.already_member = known - counts.added
         _count(cursor, import_id, counts, done=lines[1])
     return True
+
+
+def _register_listed(cursor, stage: _Stage, lines: list[int], actor: str) -> int:
+    """Register the chunk's users who are not registered yet, in one statement, and give them the
+    rollouts that cover them (as users_register does for a list); returns how many were registered.
+    The segment is locked already: segment, then the rollout lock shared, as a rollout takes them."""
+    cursor.execute(
+        f"INSERT INTO users_user (id, created_at) SELECT i.user_id, {CLOCK} FROM {stage.table} i"
+        " WHERE i.n > %s AND i.n <= %s ORDER BY i.user_id ON CONFLICT (id) DO NOTHING RETURNING id",
+        lines,
+    )
+    created = [row[0] for row in cursor.fetchall()]
+    if created:
+        rollout_join_users(user_ids=created, actor=actor)
+    return len(created)
+
+
+def _list_unknown(cursor, stage: _Stage, lines: list[int], current: Import) -> None:
+    """Add the chunk's first unknown ids, in the file's order, to the import's first MAX_PROBLEMS."""
+    cursor.execute(
+        f"SELECT i.user_id FROM {stage.table} i WHERE i.n > %s AND i.n <= %s"
+        " AND NOT EXISTS (SELECT 1 FROM users_user u WHERE u.id = i.user_id) ORDER BY i.n LIMIT %s",
+        [*lines, MAX_PROBLEMS - len(current.unknown_user_ids)],
+    )
+    listed = current.unknown_user_ids + [row[0] for row in cursor.fetchall()]
+    cursor.execute("UPDATE segments_import SET unknown_user_ids = %s WHERE id = %s", [json.dumps(listed), current.pk])
 
 
 def _add_listed(cursor, stage: _Stage, lines: list[int], segment_id: int, current: Import) -> int:
@@ -357,6 +357,7 @@ def _remove_unlisted(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
 def _count(cursor, import_id: int, counts: _Counts, *, done: int) -> None:
     cursor.execute(
         "UPDATE segments_import SET done = %s, added = added + %s, removed = removed + %s,"
-        " already_member = already_member + %s, unknown_users = unknown_users + %s WHERE id = %s",
-        [done, counts.added, counts.removed, counts.already_member, counts.unknown_users, import_id],
+        " already_member = already_member + %s, unknown_users = unknown_users + %s, registered = registered + %s"
+        " WHERE id = %s",
+        [done, counts.added, counts.removed, counts.already_member, counts.unknown_users, counts.registered, import_id],
     )

@@ -1,4 +1,5 @@
-"""Adding users to segments and removing them: one user at a time, all or nothing."""
+"""Adding users to segments and removing them: one user at a time, all or nothing (many users to one
+segment: one user at a time, in one transaction)."""
 
 import json
 from contextlib import nullcontext
@@ -71,6 +72,26 @@ def memberships_update(
             raise ValidationFailed({"add": [f"expires_at is in the past for: {', '.join(slugs)}"]}) from None
         raise
     return MembershipsChange(user_id, sorted(added), sorted(updated), sorted(removed), sorted(segments))
+
+
+def memberships_add_users(
+    *,
+    slug: str,
+    user_ids: list[int],
+    expires_at: datetime | None = None,
+    ttl_seconds: int | None = None,
+    source: str,
+    actor: str,
+) -> list[MembershipsChange]:
+    """Add users to one segment, all or nothing (the admin's "Add members"): memberships_update for each
+    user, in user id order (the order locks are taken in), in one transaction. Raises UserNotFound for
+    the first unknown user, and what memberships_update raises; then nothing changes."""
+    item = AddItem(slug=slug, expires_at=expires_at, ttl_seconds=ttl_seconds)
+    with transaction.atomic():
+        return [
+            memberships_update(user_id=user_id, add=[item], remove=[], source=source, actor=actor)
+            for user_id in sorted(set(user_ids))
+        ]
 
 
 def expiry_problem(expires_at: datetime, *, not_before: datetime | None = None) -> str | None:

@@ -172,16 +172,17 @@ def test_segment_bulk_delete__action__each_segment_through_service(admin_client,
     assert HistoryEvent.objects.filter(source="segment_deleted", actor="admin").count() == 3
 
 
+def add_members(admin_client, segment, user_ids: str, **fields):
+    data = {"segment": segment.pk, "user_ids": user_ids, "ttl_unit": "days", **fields}
+    return admin_client.post(reverse("admin:segments_membership_add"), data)
+
+
 def test_membership_add__with_expiry__through_service_with_admin_history(admin_client, segment):
     expires = datetime.now(UTC) + timedelta(days=3)
-    data = {
-        "user": "7",
-        "segment": segment.pk,
-        "expires_at_0": expires.strftime("%Y-%m-%d"),
-        "expires_at_1": "12:00:00",
-    }
 
-    response = admin_client.post(reverse("admin:segments_membership_add"), data)
+    response = add_members(
+        admin_client, segment, "7", expires_at_0=expires.strftime("%Y-%m-%d"), expires_at_1="12:00:00"
+    )
 
     assert response.status_code == 302
     membership = Membership.objects.get(user_id=7, segment=segment)
@@ -189,13 +190,62 @@ def test_membership_add__with_expiry__through_service_with_admin_history(admin_c
     assert history(user_id=7) == [(7, "added", "admin", "admin")]
 
 
-def test_membership_add__past_expiry__form_error_and_nothing_added(admin_client, segment):
-    data = {"user": "7", "segment": segment.pk, "expires_at_0": "2001-01-01", "expires_at_1": "00:00:00"}
+def test_membership_add__many_ids_with_a_ttl_in_days__all_added_and_back_to_the_segment_page(admin_client, segment):
+    before = timezone.now()
 
-    response = admin_client.post(reverse("admin:segments_membership_add"), data)
+    response = add_members(admin_client, segment, "7, 8\n9 3,7", ttl="2", ttl_unit="days")
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:segments_segment_change", args=[segment.pk])
+    rows = dict(
+        Membership.objects.filter(segment=segment, user_id__in=[3, 7, 8, 9]).values_list("user_id", "expires_at")
+    )
+    assert set(rows) == {3, 7, 8, 9}
+    assert all(before + timedelta(days=2) <= expiry <= timezone.now() + timedelta(days=2) for expiry in rows.values())
+    assert sorted(history(operation="added", source="admin")) == [(i, "added", "admin", "admin") for i in (7, 8, 9)]
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "3 users added to PROMO for 2 days. 1 already member, with this expiry now." in page
+
+
+def test_membership_add__ttl_in_hours__expires_that_many_hours_later(admin_client, segment):
+    before = timezone.now()
+
+    assert add_members(admin_client, segment, "7", ttl="5", ttl_unit="hours").status_code == 302
+
+    expiry = Membership.objects.get(user_id=7).expires_at
+    assert before + timedelta(hours=5) <= expiry <= timezone.now() + timedelta(hours=5)
+
+
+def test_membership_add__unknown_ids__a_message_per_id_and_nothing_added(admin_client, segment):
+    response = add_members(admin_client, segment, "7 5001 8 5002")
 
     assert response.status_code == 200
-    assert "expires_at" in response.context["adminform"].form.errors
+    assert response.context["form"].errors["user_ids"] == [
+        "User 5001 is not registered; nothing was added.",
+        "User 5002 is not registered; nothing was added.",
+    ]
+    assert not Membership.objects.filter(user_id__in=[7, 8]).exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "error"),
+    [
+        ({"user_ids": "7 x1"}, "user_ids", "Not a user id: 'x1'."),
+        ({"user_ids": " , "}, "user_ids", "Give at least one user id."),
+        (
+            {"ttl": "1", "expires_at_0": "2040-01-01", "expires_at_1": "00:00:00"},
+            "ttl",
+            "Give a TTL or an expiry, not both.",
+        ),
+        ({"ttl": "40000"}, "ttl", "At most 36,600 days."),
+        ({"expires_at_0": "2001-01-01", "expires_at_1": "00:00:00"}, "expires_at", "The expiry is in the past."),
+    ],
+)
+def test_membership_add__bad_input__form_error_and_nothing_added(admin_client, segment, fields, field, error):
+    response = add_members(admin_client, segment, **{"user_ids": "7", **fields})
+
+    assert response.status_code == 200
+    assert response.context["form"].errors[field] == [error]
     assert not Membership.objects.filter(user_id=7).exists()
 
 
@@ -203,13 +253,26 @@ BOUND_ERROR = "The expiry must be before 9999-01-01T00:00:00Z."
 
 
 def test_membership_add__expiry_at_the_bound__form_error_and_nothing_added(admin_client, segment):
-    data = {"user": "7", "segment": segment.pk, "expires_at_0": "9999-01-01", "expires_at_1": "00:00:00"}
-
-    response = admin_client.post(reverse("admin:segments_membership_add"), data)
+    response = add_members(admin_client, segment, "7", expires_at_0="9999-01-01", expires_at_1="00:00:00")
 
     assert response.status_code == 200
-    assert response.context["adminform"].form.errors["expires_at"] == [BOUND_ERROR]
+    assert response.context["form"].errors["expires_at"] == [BOUND_ERROR]
     assert not Membership.objects.filter(user_id=7).exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "99999999999999999999999", "-1"])
+def test_membership_add__segment_not_an_id__form_error_or_blank_never_a_500(admin_client, segment, value):
+    shown = admin_client.get(reverse("admin:segments_membership_add"), {"segment": value})
+    data = {"segment": value, "user_ids": "7", "ttl_unit": "days"}
+    posted = admin_client.post(reverse("admin:segments_membership_add"), data)
+
+    assert shown.status_code == 200 and '<textarea name="user_ids"' in shown.content.decode()
+    assert posted.status_code == 200 and posted.context["form"].errors["segment"] == ["This field is required."]
+    assert not Membership.objects.filter(user_id=7).exists()
+
+
+def test_membership__label__user_id_in_the_segments_slug(segment):
+    assert str(Membership.objects.get(user_id=1, segment=segment)) == "1 in PROMO"
 
 
 def test_membership_change__expiry_past_the_bound__form_error_and_unchanged(admin_client, segment):
@@ -301,6 +364,7 @@ def test_import_progress__run__counts_shown_and_no_more_refresh(admin_client, se
     assert "Import applied" in page and 'http-equiv="refresh"' not in page
     for cell, value in [("total", 4), ("done", 4), ("added", 2), ("removed", 0), ("already", 1), ("unknown", 1)]:
         assert f'<td id="count-{cell}">{value}</td>' in page
+    assert '<td id="unknown-ids">999</td>' in page
     assert history(source="import") == [(4, "added", "import", "admin"), (5, "added", "import", "admin")]
     assert Membership.objects.get(user_id=5).expires_at == datetime(2031, 2, 3, 4, 5, 6, tzinfo=UTC)
 
@@ -467,10 +531,88 @@ def test_members_by_day__events_on_past_days__level_per_day(segment):
     assert "now 2, peak 3" in members_chart_svg(series)
 
 
-def test_membership_add_page__from_segment__raw_id_user_and_segment_preselected(admin_client, segment):
+def test_membership_add_page__from_segment__ids_box_and_the_segment_preselected_by_slug(admin_client, segment):
     response = admin_client.get(reverse("admin:segments_membership_add"), {"segment": segment.pk})
 
     body = response.content.decode()
     assert response.status_code == 200
-    assert 'class="vForeignKeyRawIdAdminField"' in body
+    assert '<textarea name="user_ids"' in body
     assert f'<option value="{segment.pk}" selected>PROMO</option>' in body
+
+
+def test_export_then_import__admin_upload__the_same_members_and_expiries_in_another_segment(admin_client, segment):
+    memberships_update(
+        user_id=5,
+        add=[AddItem(slug="PROMO", expires_at=datetime(2035, 1, 1, tzinfo=UTC))],
+        remove=[],
+        source="api",
+        actor="x",
+    )
+    exported = b"".join(admin_client.get(reverse("admin:segments_segment_export", args=[segment.pk])).streaming_content)
+    copy = segment_create(slug="PROMO_COPY", actor="setup")
+
+    upload(admin_client, copy, exported, mode="add")
+    done = import_run(Import.objects.get().pk)
+
+    assert (done.status, done.added, done.error) == ("succeeded", 4, "")
+    assert dict(Membership.objects.filter(segment=copy).values_list("user_id", "expires_at")) == {
+        1: None,
+        2: None,
+        3: None,
+        5: datetime(2035, 1, 1, tzinfo=UTC),
+    }
+
+
+def test_import_page__register_ticked__unknown_users_registered_and_shown(admin_client, segment):
+    upload(admin_client, segment, b"4\n9001\n", mode="add", register="on")
+    done = import_run(Import.objects.get().pk)
+
+    page = admin_client.get(progress_url(segment, done.pk)).content.decode()
+
+    assert (done.register, done.registered, done.added) == (True, 1, 2) and User.objects.filter(pk=9001).exists()
+    assert '<td id="count-registered">1</td>' in page
+
+
+def test_import_page__register_with_remove__form_error_nothing_queued(admin_client, segment):
+    response = upload(admin_client, segment, b"4\n", mode="remove", register="on")
+
+    assert response.status_code == 200 and response.context["form"].errors["register"]
+    assert not Import.objects.exists()
+
+
+def test_import_list__api_and_admin_imports__status_progress_actor_and_unknown_ids(admin_client, api, segment):
+    api.generic("POST", "/api/v1/segments/PROMO/imports/", b"1\n7001\n7002\n", content_type="text/csv")
+    upload(admin_client, segment, b"4\n", mode="add")
+    by_api = import_run(Import.objects.get(actor="tests").pk)  # the token's name
+
+    listed = admin_client.get(reverse("admin:segments_import_changelist"), {"segment_id": segment.pk})
+    shown = admin_client.get(reverse("admin:segments_import_change", args=[by_api.pk])).content.decode()
+
+    rows = [(i.pk, i.actor, i.status) for i in listed.context["cl"].result_list]
+    assert rows == [(by_api.pk + 1, "admin", "queued"), (by_api.pk, by_api.actor, "succeeded")]
+    page = listed.content.decode()
+    assert "3/3 (100%)" in page and "not checked yet" in page
+    assert "7001, 7002" in shown and by_api.actor in shown
+    assert 'name="_save"' not in shown  # read-only
+
+
+def test_import_list__other_segment_filtered_out_and_no_add_or_delete(admin_client, segment):
+    other = segment_create(slug="OTHER", actor="setup")
+    upload(admin_client, segment, b"4\n", mode="add")
+    upload(admin_client, other, b"4\n", mode="add")
+
+    listed = admin_client.get(reverse("admin:segments_import_changelist"), {"segment_id": other.pk})
+
+    assert [i.segment_slug for i in listed.context["cl"].result_list] == ["OTHER"]
+    assert admin_client.get(reverse("admin:segments_import_add")).status_code == 403
+    done = Import.objects.filter(segment_slug="OTHER").get()
+    assert (
+        admin_client.post(reverse("admin:segments_import_delete", args=[done.pk]), {"post": "yes"}).status_code == 403
+    )
+
+
+def test_segment_page__links_to_its_imports_and_add_members(admin_client, segment):
+    body = admin_client.get(reverse("admin:segments_segment_change", args=[segment.pk])).content.decode()
+
+    assert f"{reverse('admin:segments_import_changelist')}?segment_id={segment.pk}" in body
+    assert "Add members</a>" in body

@@ -10,7 +10,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from segments.management.commands.import_members import _summary
 from segments.models import HistoryEvent, Import, Membership, Segment
+from segments.services import import_run
 from users.services import users_seed
 
 pytestmark = pytest.mark.django_db
@@ -76,6 +78,7 @@ def test_expire_memberships__loop__runs_the_worker_until_sigterm(database_url):
         ("S", "ids.json", b'{"ids": [1]}', [], "ids: Unknown field."),
         ("S", "ids.csv", b"1\n2\n3\n", [], "at most 2 lines"),
         ("S", "ids.csv", b"1\n", ["--ttl-seconds", "0"], "--ttl-seconds must be from 1 to 3162240000"),
+        ("S", "ids.csv", b"1\n", ["--mode", "remove", "--register"], "--register goes with --mode add or replace"),
     ],
 )
 def test_import_members__refused_input__command_error_and_nothing_stored(
@@ -90,3 +93,17 @@ def test_import_members__refused_input__command_error_and_nothing_stored(
         call_command("import_members", slug, str(path), *options)
     assert not Import.objects.exists()
     assert not any((settings.MEDIA_ROOT / "imports").glob("*"))
+
+
+def test_import_members__register__queued_with_register_and_the_summary_counts_them(tmp_path):
+    Segment.objects.create(slug="S")
+    path = tmp_path / "ids.csv"
+    path.write_bytes(b"424242\n")
+    call_command("import_members", "S", str(path), "--register", "--no-wait")
+    queued = Import.objects.get()
+    assert queued.register is True
+
+    done = import_run(queued.pk)
+
+    assert (done.registered, done.added) == (1, 1)
+    assert _summary(done).endswith("0 unknown users, 1 registered")

@@ -96,6 +96,51 @@ def test_import_run__add_with_header_expiry_blank_unknown_and_repeated__counts_a
     ]
 
 
+def test_import_run__unknown_users__skipped_counted_and_the_first_twenty_listed_in_file_order(segment):
+    unknown = list(range(100, 130))
+
+    done = run("\n".join(map(str, [1, *unknown, 2, 100])) + "\n", chunk_lines=7)
+
+    assert (done.status, done.added, done.unknown_users, done.registered) == ("succeeded", 2, 30, 0)
+    assert done.unknown_user_ids == unknown[:MAX_PROBLEMS]
+    assert not User.objects.filter(pk__gte=100).exists()
+
+
+def test_import_run__register__unknown_users_registered_added_and_join_rollouts(segment):
+    Segment.objects.create(slug="EVERYONE")
+    rollout_apply(slug="EVERYONE", percent=100, actor="pm")
+
+    done = run("1\n200\n201\n200\n", chunk_lines=2, register=True)
+
+    assert (done.status, done.added, done.unknown_users, done.registered, done.unknown_user_ids) == (
+        "succeeded",
+        3,
+        0,
+        2,
+        [],
+    )
+    assert set(members()) == {1, 200, 201}
+    assert set(
+        Membership.objects.filter(segment__slug="EVERYONE", user_id__gte=200).values_list("user_id", flat=True)
+    ) == {
+        200,
+        201,
+    }
+    assert imported("added") == [1, 200, 201]
+
+
+def test_import_run__register_resumed_after_a_chunk__each_user_registered_and_counted_once(segment):
+    created = create("300\n301\n302\n", register=True)
+    _start(created.pk)
+    stage = _Stage(created.pk)
+    stage.fill(Import.objects.get(pk=created.pk))
+    assert _apply_chunk(created.pk, stage, 2)
+
+    done = import_run(created.pk, chunk_lines=2)
+
+    assert (done.status, done.registered, done.added, done.total) == ("succeeded", 3, 3, 3)
+
+
 def test_import_run__finished__file_and_staging_table_gone(segment):
     created = create("1\n")
     done = import_run(created.pk)

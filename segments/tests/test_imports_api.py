@@ -1,13 +1,17 @@
 """POST /api/v1/segments/{slug}/imports/ and GET /api/v1/imports/{id}/ (API.md, "Big segments")."""
 
+from datetime import UTC, datetime
+
 import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from segments.models import Import, Membership, Segment
-from segments.services import import_files, import_run
+from segments.services import AddItem, import_files, import_run, memberships_update
 from users.models import User
 
 pytestmark = pytest.mark.django_db
@@ -51,6 +55,68 @@ def test_import__json_with_mode_and_ttl__taken_as_given(api, segment):
     assert response.status_code == 202
     created = Import.objects.get(pk=response.json()["id"])
     assert (created.mode, created.ttl_seconds) == ("replace", 60)
+
+
+def test_import__register_true__unknown_users_registered_and_added(api, segment):
+    created = post(api, b"1\n77\n", url=URL + "?register=true").json()
+    assert created["register"] is True
+    import_run(created["id"])
+
+    shown = api.get(f"/api/v1/imports/{created['id']}/").json()
+
+    assert (shown["added"], shown["registered"], shown["unknown_users"], shown["unknown_user_ids"]) == (2, 1, 0, [])
+    assert User.objects.filter(pk=77).exists()
+
+
+def test_import__register_by_default_false__unknown_users_skipped_and_listed(api, segment):
+    created = post(api, b"1\n77\n78\n").json()
+    import_run(created["id"])
+
+    shown = api.get(f"/api/v1/imports/{created['id']}/").json()
+
+    assert (shown["register"], shown["added"], shown["registered"], shown["unknown_users"]) == (False, 1, 0, 2)
+    assert shown["unknown_user_ids"] == [77, 78] and not User.objects.filter(pk=77).exists()
+
+
+def test_import__register_with_remove__400_nothing_stored(api, segment, problem):
+    problem(post(api, url=URL + "?mode=remove&register=true"), 400, "validation_error")
+    assert not Import.objects.exists()
+
+
+def test_import__the_admins_member_export__imported_back_with_its_expiries(api, admin_client, segment):
+    memberships_update(user_id=1, add=[AddItem(slug="IMPORTED")], remove=[], source="api", actor="x")
+    memberships_update(
+        user_id=2,
+        add=[AddItem(slug="IMPORTED", expires_at=datetime(2035, 1, 1, tzinfo=UTC))],
+        remove=[],
+        source="api",
+        actor="x",
+    )
+    exported = admin_client.get(reverse("admin:segments_segment_export", args=[Segment.objects.get().pk]))
+    Segment.objects.create(slug="COPY")
+
+    created = post(api, b"".join(exported.streaming_content), url="/api/v1/segments/COPY/imports/").json()
+    shown = import_run(created["id"])
+
+    assert (shown.status, shown.added, shown.error) == ("succeeded", 2, "")
+    assert dict(Membership.objects.filter(segment__slug="COPY").values_list("user_id", "expires_at")) == {
+        1: None,
+        2: datetime(2035, 1, 1, tzinfo=UTC),
+    }
+
+
+@pytest.mark.parametrize("query", [{"header": "true", "detail": "true"}, {}])
+def test_import__a_report_csv__imported_back_its_user_ids(api, segment, query):
+    for user_id in (3, 1):
+        memberships_update(user_id=user_id, add=[AddItem(slug="IMPORTED")], remove=[], source="api", actor="a;b")
+    report = api.get("/api/v1/reports/history.csv", {"from": timezone.now().strftime("%Y-%m"), **query})
+    Segment.objects.create(slug="COPY")
+
+    created = post(api, b"".join(report.streaming_content), url="/api/v1/segments/COPY/imports/").json()
+    shown = import_run(created["id"])
+
+    assert (shown.status, shown.added, shown.error) == ("succeeded", 2, "")
+    assert set(Membership.objects.filter(segment__slug="COPY").values_list("user_id", flat=True)) == {1, 3}
 
 
 def test_import__content_type_with_charset__accepted(api, segment):
@@ -132,6 +198,8 @@ def test_import__unknown_segment__404_bad_slug__400(api, segment, problem):
         "?ttl_seconds=%EF%BC%91",  # a fullwidth digit
         "?mode=add&mode=replace",  # repeated: neither is guessed
         "?ttl_seconds=60&ttl_seconds=60",
+        "?register=maybe",
+        "?register=",
     ],
 )
 def test_import__bad_query__400(api, segment, problem, query):

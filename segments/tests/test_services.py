@@ -8,7 +8,7 @@ from django.utils import timezone
 from core.errors import SegmentNotFound, UserNotFound, ValidationFailed
 from segments.models import HistoryEvent, Membership, Segment
 from segments.selectors import user_segment_slugs
-from segments.services import AddItem, memberships_expire, memberships_update, segment_delete
+from segments.services import AddItem, memberships_add_users, memberships_expire, memberships_update, segment_delete
 from users.services import user_delete
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +64,31 @@ def test_memberships_update__unknown_slug_in_add__remove_is_undone_too(events, u
 def test_memberships_update__unknown_user__raises_and_creates_nothing(segments):
     with pytest.raises(UserNotFound):
         update(user_id=5, add=["AVITO_DISCOUNT_30"])
+    assert not Membership.objects.exists() and not HistoryEvent.objects.exists()
+
+
+def test_memberships_add_users__many_with_a_ttl__each_added_once_with_its_expiry(events, users, segments):
+    changes = memberships_add_users(
+        slug="AVITO_DISCOUNT_30", user_ids=[1004, 1000, 1004], ttl_seconds=3600, source="admin", actor="pm"
+    )
+
+    assert [(change.user_id, change.added) for change in changes] == [
+        (1000, ["AVITO_DISCOUNT_30"]),
+        (1004, ["AVITO_DISCOUNT_30"]),
+    ]
+    expiries = Membership.objects.filter(segment__slug="AVITO_DISCOUNT_30").values_list("expires_at", flat=True)
+    assert len(expiries) == 2 and all(
+        timedelta(minutes=59) < expiry - timezone.now() <= timedelta(hours=1) for expiry in expiries
+    )
+    assert events(source="admin") == [
+        (1000, "AVITO_DISCOUNT_30", "added", "admin"),
+        (1004, "AVITO_DISCOUNT_30", "added", "admin"),
+    ]
+
+
+def test_memberships_add_users__one_unknown_user__raises_and_adds_nobody(users, segments):
+    with pytest.raises(UserNotFound):
+        memberships_add_users(slug="AVITO_DISCOUNT_30", user_ids=[1000, 1001, 1002], source="admin", actor="pm")
     assert not Membership.objects.exists() and not HistoryEvent.objects.exists()
 
 

@@ -37,12 +37,19 @@ class Command(BaseCommand):
             help="add the listed users, remove them, or make them the only manual members (replace)",
         )
         parser.add_argument("--ttl-seconds", type=int, metavar="N", help="added users leave after N seconds")
+        parser.add_argument(
+            "--register", action="store_true", help="register the listed users not registered yet (add, replace)"
+        )
         parser.add_argument("--no-wait", action="store_true", help="queue the import and exit")
 
-    def handle(self, *args, slug: str, file: str, mode: str, ttl_seconds: int | None, no_wait: bool, **options):
+    def handle(
+        self, *args, slug: str, file: str, mode: str, ttl_seconds: int | None, register: bool, no_wait: bool, **options
+    ):
         if ttl_seconds is not None and not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
             raise CommandError(f"--ttl-seconds must be from 1 to {MAX_TTL_SECONDS}")
-        queued = self._create(slug, file, mode, ttl_seconds)
+        if register and mode == "remove":
+            raise CommandError("--register goes with --mode add or replace: remove registers nobody")
+        queued = self._create(slug, file, mode, ttl_seconds, register)
         self.stdout.write(f"import {queued.pk} of {slug} queued ({mode}): GET /api/v1/imports/{queued.pk}/")
         if no_wait:
             return
@@ -57,7 +64,7 @@ class Command(BaseCommand):
             problems = "".join(f"\nline {p['line']}: {p['error']}" for p in finished.invalid_lines)
             raise CommandError(f"import {finished.pk} failed: {finished.error}{problems}")
 
-    def _create(self, slug: str, file: str, mode: str, ttl_seconds: int | None) -> Import:
+    def _create(self, slug: str, file: str, mode: str, ttl_seconds: int | None, register: bool) -> Import:
         try:
             body = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115 (closed below)
         except OSError as exc:
@@ -69,6 +76,7 @@ class Command(BaseCommand):
                 format="json" if file.lower().endswith(".json") else "csv",
                 mode=mode,
                 ttl_seconds=ttl_seconds,
+                register=register,
                 actor=ACTOR,
             )
         except ServiceError as exc:
@@ -108,4 +116,6 @@ def _summary(current: Import) -> str:
     return (
         f"import {current.pk} {current.status}: {applied}; {current.added} added, {current.removed} removed,"
         f" {current.already_member} already members, {current.unknown_users} unknown users"
+        + (f" (first: {', '.join(map(str, current.unknown_user_ids))})" if current.unknown_user_ids else "")
+        + (f", {current.registered} registered" if current.register else "")
     )
