@@ -120,7 +120,10 @@ def test_postgres_restart__under_load__503_during_outage_then_recovers_and_nothi
             assert patch_user(server, session, ledger, user_id, rng).status_code == 200
 
     print(f"restart: {sum(ledger.statuses.values())} requests {ledger.statuses}, recovered in {outages}")
-    assert ledger.statuses.get(503, 0) > 0
+    if not served_cluster.env:  # direct: requests in the outage fail fast. Through PgBouncer a query may
+        # instead wait in its queue for the server (query_wait_timeout) and succeed once it is back: seen once
+        # in a full run (2,205 requests, all 200), so there only no other answer than 200 and 503 is required.
+        assert ledger.statuses.get(503, 0) > 0
     assert set(ledger.statuses) <= {200, 503}
     with closing(cluster.connect()) as conn, conn, conn.cursor() as cursor:
         assert_history_replays(cursor)
