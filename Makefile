@@ -52,7 +52,7 @@ static: install
 seed: db
 	$(BIN)/python manage.py seed_users
 
-serve: db
+serve: db .env
 	$(BIN)/gunicorn -c gunicorn.conf.py
 
 # The background work on the task queue (TTL sweep every second, report purge, event log), until SIGTERM.
@@ -62,7 +62,7 @@ worker: db
 # The web server and the worker as two processes that stop together: when either ends, or on
 # Ctrl-C or SIGTERM (`make stop`, which finds them by $(SERVE_PID)), the other is stopped too.
 serve-all: SHELL := /bin/bash
-serve-all: db
+serve-all: db .env
 	@echo $$$$ > $(SERVE_PID); $(BIN)/gunicorn -c gunicorn.conf.py & web=$$!; $(BIN)/python manage.py worker & worker=$$!; \
 	trap 'kill -TERM $$web $$worker 2>/dev/null' INT TERM; \
 	wait -n; kill -TERM $$web $$worker 2>/dev/null; wait; rm -f $(SERVE_PID)
