@@ -106,8 +106,12 @@ def run(args: argparse.Namespace) -> None:
         checks.snapshot(dsn, slugs)
         targets = [
             Target(f"GET /api/v1/users/{{id}}/segments/ ({DEFAULT.name})", DEFAULT, script="get.lua", dsn=dsn),
-            Target(f"GET /api/get_user_segments ({DEFAULT.name})", DEFAULT, script="seed.lua", dsn=dsn),
+            Target(f"GET /api/get_user_segments?user_id=N ({DEFAULT.name})", DEFAULT, script="seed.lua", dsn=dsn),
+            Target(
+                f"GET /api/get_user_segments + JSON body ({DEFAULT.name})", DEFAULT, script="seed_body.lua", dsn=dsn
+            ),
             Target(f"GET /api/v1/users/{{id}}/segments/ ({GTHREAD.name})", GTHREAD, script="get.lua", dsn=dsn),
+            Target(f"GET, bare WSGI app, same SQL ({GTHREAD.name})", GTHREAD, app="bare", dsn=dsn),
             Target(f"PATCH /api/v1/users/{{id}}/segments/ ({GTHREAD.name})", GTHREAD, script="patch.lua", dsn=dsn),
             Target(f"PATCH /api/v1/users/{{id}}/segments/ ({DEFAULT.name})", DEFAULT, script="patch.lua", dsn=dsn),
             *(

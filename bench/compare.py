@@ -20,6 +20,7 @@ from pathlib import Path
 from bench import dataset
 from bench.cli import DEFAULT
 from bench.load import LoadSettings, Target, interleave
+from bench.markdown import disagreeing, spread
 from bench.servers import ROOT, snapshot
 from bench.stats import median
 from bench.tools import require_tools
@@ -27,6 +28,7 @@ from bench.tools import require_tools
 ROWS = [  # (label, wrk script, settings)
     ("GET /api/v1/users/{id}/segments/", "get.lua", "default"),
     ("GET /api/v1/users/{id}/segments/, production HTTPS settings", "get.lua", "production"),
+    ("GET /api/get_user_segments + JSON body, production HTTPS settings", "seed_body.lua", "production"),
     ("PATCH /api/v1/users/{id}/segments/", "patch.lua", "default"),
     ("PATCH /api/v1/users/{id}/segments/, production HTTPS settings", "patch.lua", "production"),
     ("PATCH /api/v1/users/{id}/segments/, SEGMENTER_WRITE_RATE set", "patch.lua", "write rate"),
@@ -75,7 +77,10 @@ def main(argv: list[str]) -> None:
 
 
 def table(targets: list[Target], baseline: str) -> str:
-    lines = ["| load | rps | p50 ms | p99 ms | rps ÷ baseline | p99 ÷ baseline |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| load | rps | p50 ms | p99 ms | worst ms | rounds ± | rps ÷ baseline | p99 ÷ baseline |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for before, after in zip(targets[::2], targets[1::2], strict=True):
         b, a = (
             {key: median([getattr(run, key) for run in target.runs]) for key in ("rps", "p50_ms", "p99_ms")}
@@ -83,11 +88,12 @@ def table(targets: list[Target], baseline: str) -> str:
         )
         for target, m in ((before, b), (after, a)):
             ratio = (m["rps"] / b["rps"], m["p99_ms"] / b["p99_ms"]) if target is after else (1.0, 1.0)
+            worst = max(run.max_ms for run in target.runs)
             lines.append(
-                f"| {target.label} | {m['rps']:,.0f} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} "
-                f"| {ratio[0]:.2f} | {ratio[1]:.2f} |"
+                f"| {target.label} | {m['rps']:,.0f} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {worst:,.0f} "
+                f"| {spread(target)} | {ratio[0]:.2f} | {ratio[1]:.2f} |"
             )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *disagreeing(targets)])
 
 
 if __name__ == "__main__":

@@ -57,14 +57,38 @@ def rps(target: Target) -> list[float]:
     return [run.rps for run in target.runs]
 
 
+SUMMARY = ["rps", "p50 ms", "p99 ms", "worst ms", "errors", "rounds ±"]
+AGREE = 0.10  # rounds agree when each round's rps is within 10 % of the median
+
+
 def summary(target: Target) -> list:
+    """The SUMMARY columns: medians over the rounds, the worst request of all, and the rounds' spread."""
     runs = target.runs
     return [
         median(rps(target)),
         median([r.p50_ms for r in runs]),
         median([r.p99_ms for r in runs]),
+        max((r.max_ms for r in runs), default=float("nan")),
         sum(max(r.errors, 0) for r in runs),
+        spread(target),
     ]
+
+
+def spread(target: Target) -> str:
+    """How far the rounds' rps stray from their median, e.g. `4 %`; marked `(disagree)` past AGREE."""
+    middle = median(rps(target))
+    if not target.runs or not middle or math.isnan(middle):
+        return "–"
+    worst = max(abs(value - middle) / middle for value in rps(target))
+    return f"{worst:.0%}" + (" (disagree)" if worst > AGREE else "")
+
+
+def disagreeing(targets: list[Target]) -> list[str]:
+    """A sentence naming the rows whose rounds disagree, if any (their figures are then only indicative)."""
+    bad = [t.label for t in targets if t.runs and "disagree" in spread(t)]
+    if not bad:
+        return [f"Every row's rounds agree (within {AGREE:.0%} of its median rps)."]
+    return [f"Rounds disagree (over {AGREE:.0%} from the median rps) for: {'; '.join(bad)}: read those as indicative."]
 
 
 def machine(dsn_hint: str) -> str:
@@ -123,10 +147,7 @@ def servers_section(results: Results) -> list[str]:
             [
                 "server, workers×threads",
                 "app",
-                "rps",
-                "p50 ms",
-                "p99 ms",
-                "errors",
+                *SUMMARY,
                 "service ÷ bare",
                 "÷ pgbench",
                 "÷ Go",
@@ -163,7 +184,9 @@ def endpoints_section(results: Results) -> list[str]:
         " DJANGO_SECURE_SSL_REDIRECT=true DJANGO_SECURE_COOKIES=true (their answers carry HSTS); the rows marked"
         " metrics off run with SEGMENTER_METRICS=off, and logs off with DJANGO_LOG_LEVEL=WARNING (no line a request).",
         "",
-        table(["endpoint", "rps", "p50 ms", "p99 ms", "errors", "÷ GET", "÷ pgbench of its SQL"], rows),
+        table(["endpoint", *SUMMARY, "÷ GET", "÷ pgbench of its SQL"], rows),
+        "",
+        *disagreeing(results.endpoints),
         "",
         f"PATCH history check: {history.get('events', 0):,} history rows written by the PATCH runs (the service's"
         " and pgbench's, with the same actor); the service's responses counted within the runs reported"
@@ -225,7 +248,7 @@ def batch_section(results: Results) -> list[str]:
         " distinct random users a request (`POST /api/v1/users/segments/`, one query, through Django), under"
         f" gunicorn.conf.py's config at {results.args.connections} connections, interleaved.",
         "",
-        table(["request", "rps", "p50 ms", "p99 ms", "errors", "users/s", "µs per user"], rows),
+        table(["request", *SUMMARY, "users/s", "µs per user"], rows),
         "",
         f"Seconds per user, single GETs ÷ batch: {fmt(ratio(users_per_second(batch), users_per_second(single)))}×.",
         "",
@@ -234,7 +257,7 @@ def batch_section(results: Results) -> list[str]:
 
 def latency_section(results: Results) -> list[str]:
     rows = [[t.label, *summary(t)] for t in results.latency]
-    lines = ["## GET latency against dataset size", "", table(["dataset", "rps", "p50 ms", "p99 ms", "errors"], rows)]
+    lines = ["## GET latency against dataset size", "", table(["dataset", *SUMMARY], rows)]
     for low, high in zip(results.latency[::2], results.latency[1::2], strict=True):
         p50 = ratio([r.p50_ms for r in high.runs], [r.p50_ms for r in low.runs])
         p99 = ratio([r.p99_ms for r in high.runs], [r.p99_ms for r in low.runs])

@@ -24,6 +24,7 @@ class Load:
     added: int = 0
     removed: int = 0
     cpu_ms: float = float("nan")  # CPU ms a request of the server's processes and the database's backends
+    max_ms: float = float("nan")  # the worst request of the run
 
 
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
@@ -70,6 +71,7 @@ def parse_wrk(output: str) -> Load:
         rps=data["requests"] / seconds if seconds else 0.0,
         p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
         errors=errors,
         requests=data["requests"],
         added=data["added"],
