@@ -83,7 +83,7 @@ def problems(*statuses: int) -> dict:
     }
 
 
-def request_example(name: str, value: dict, media_type: str = "application/json"):
+def request_example(name: str, value: dict | str, media_type: str = "application/json"):
     """An `examples` entry for @extend_schema: a request body Swagger UI's "Try it out" fills in (in place of
     one it would make up from the fields' types). Each must be a request the API accepts: the schema test
     (tests/test_schema_examples.py) sends every one to a live server. `media_type` is the body's in the

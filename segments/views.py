@@ -166,6 +166,10 @@ class SegmentViewSet(viewsets.GenericViewSet):
                 "required": ["user_ids"],
             },
         },
+        examples=[
+            request_example("Two users", {"user_ids": [1000, 1001]}),
+            request_example("Two users as CSV", "user_id\n1000\n1001\n", media_type="text/csv"),
+        ],
         responses={
             202: OpenApiResponse(ImportSerializer, description="Queued; Location is the import's URL"),
             200: OpenApiResponse(ImportSerializer, description="The import of an earlier request with this key"),
