@@ -6,7 +6,6 @@ worker of an ordinary stop. This worker ends as every gunicorn worker does once 
 also on the SIGQUIT the master sends on Ctrl-C, and when stopped while still booting.
 """
 
-import asyncio
 import signal
 import socket
 from contextlib import contextmanager
@@ -19,9 +18,17 @@ from gunicorn.arbiter import Arbiter
 class Server(uvicorn.Server):
     @contextmanager
     def capture_signals(self):
-        with super().capture_signals():
-            yield
-            self._captured_signals.clear()  # shut down already: nothing to raise again
+        # gunicorn's master stops its workers with SIGQUIT on its own SIGINT (Ctrl-C): uvicorn's gunicorn
+        # worker only marked itself dead on it and served on until killed 30 s later; here it shuts the
+        # server down as SIGTERM does. Set with signal.signal, as uvicorn sets its own, so that the handler
+        # before (the worker's quiet exit) is back once the server has stopped, whenever the signal comes.
+        before = signal.signal(signal.SIGQUIT, self.handle_exit)
+        try:
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()  # shut down already: nothing to raise again
+        finally:
+            signal.signal(signal.SIGQUIT, before)
 
 
 class UvicornWorker(uvicorn_worker.UvicornWorker):
@@ -33,17 +40,15 @@ class UvicornWorker(uvicorn_worker.UvicornWorker):
 
     def init_signals(self) -> None:
         super().init_signals()
-        # Until the server takes the signals over (and after it gives them back), a stop while booting
-        # ends the worker quietly too, instead of killing it by the signal.
+        # Until the server takes the signals over, and after it gives them back (a Ctrl-C reaches a worker
+        # twice: the terminal's SIGINT, then the master's SIGQUIT), a stop ends the worker quietly instead
+        # of killing it by the signal.
         for stop in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             signal.signal(stop, _exit)
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi
         server = Server(config=self.config)
-        # gunicorn's master stops workers with SIGQUIT on its own SIGINT (Ctrl-C): uvicorn's worker only
-        # marks itself dead on it and keeps serving until killed 30 s later; here it shuts the server down.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, server.handle_exit, signal.SIGQUIT, None)
         # Copies of the listening sockets: the event loop closes them at shutdown, and gunicorn's own
         # objects then stay open until the process ends instead of failing to close twice (EBADF).
         await server.serve(sockets=[socket.fromfd(s.fileno(), s.family, s.type) for s in self.sockets])

@@ -62,6 +62,14 @@ def test_unknown_field__names_the_closest_known_one(problem, api, field, message
     assert answer["detail"] == f"{field}: {message}"
 
 
+def test_import_json_with_an_unknown_key__names_user_ids(problem, api):
+    api.post("/api/v1/segments/", {"slug": "S"}, format="json")
+    body = b'{"user_id": [1000]}'
+    response = api.post("/api/v1/segments/S/imports/", body, content_type="application/json")
+    answer = problem(response, 400, "validation_error")
+    assert answer["errors"] == {"user_id": ["Unknown field; did you mean `user_ids`?"]}
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [

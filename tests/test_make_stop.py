@@ -23,7 +23,10 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
 
 
-def test_make_stop__while_serve_all_runs__server_and_worker_stopped_quietly(database_url, free_port, tmp_path):
+@pytest.mark.parametrize("stop", ["make stop", "Ctrl-C"])
+def test_make_stop_or_ctrl_c__while_serve_all_runs__server_and_worker_stopped_quietly(
+    database_url, free_port, tmp_path, stop
+):
     url, port, pid_file = database_url(), free_port(), tmp_path / "serve.pid"
     env = {
         **{key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "GUNICORN_", "MAKE"))},
@@ -55,12 +58,15 @@ def test_make_stop__while_serve_all_runs__server_and_worker_stopped_quietly(data
         assert len(children) == 2  # gunicorn's master and the worker
 
         started = time.monotonic()
-        stop = subprocess.run(
-            ["make", "--no-print-directory", "stop"], cwd=settings.BASE_DIR, env=env, capture_output=True, timeout=60
-        )
-        assert stop.returncode == 0, stop.stderr
+        if stop == "make stop":  # from a second terminal
+            command = ["make", "--no-print-directory", "stop"]
+            stopped = subprocess.run(command, cwd=settings.BASE_DIR, env=env, capture_output=True, timeout=60)
+            assert stopped.returncode == 0, stopped.stderr
+            assert running.wait(timeout=5) == 0
+        else:  # the terminal sends SIGINT to every process of the foreground group: make, the shell, all servers
+            os.killpg(running.pid, signal.SIGINT)
+            running.wait(timeout=15)
         assert time.monotonic() - started < 15
-        assert running.wait(timeout=5) == 0
         assert not any(_alive(pid) for pid in [shell, *children])
         assert not pid_file.exists()
         with pytest.raises(requests.ConnectionError):

@@ -21,6 +21,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 
 from core.errors import BodyTooLarge, MalformedJson, ServiceUnavailable, ValidationFailed
+from core.serializers import unknown_field
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ def _json_lines(reader: _HashingReader, spool) -> int:
             if prefix == "":
                 if event == "map_key":
                     if value != "user_ids":
-                        raise ValidationFailed({str(value)[:100]: ["Unknown field."]})
+                        raise ValidationFailed({str(value)[:100]: [unknown_field(str(value)[:100], ["user_ids"])]})
                     if seen:
                         raise MalformedJson("JSON parse error - the key 'user_ids' appears twice in one object")
                     seen = True

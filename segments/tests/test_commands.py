@@ -75,7 +75,7 @@ def test_expire_memberships__loop__runs_the_worker_until_sigterm(database_url):
         ("NOPE", "ids.csv", b"1\n", [], "Unknown segments: NOPE"),
         ("S", None, b"", [], "cannot read .*missing.csv: No such file"),
         ("S", "ids.json", b'{"user_ids": [1,', [], "JSON parse error"),
-        ("S", "ids.json", b'{"ids": [1]}', [], "ids: Unknown field."),
+        ("S", "ids.json", b'{"ids": [1]}', [], "ids: Unknown field; did you mean `user_ids`?"),
         ("S", "ids.csv", b"1\n2\n3\n", [], "at most 2 lines"),
         ("S", "ids.csv", b"1\n", ["--ttl-seconds", "0"], "--ttl-seconds must be from 1 to 3162240000"),
         ("S", "ids.csv", b"1\n", ["--mode", "remove", "--register"], "--register goes with --mode add or replace"),
