@@ -35,12 +35,13 @@ install: $(VENV)/.installed
 db: install
 	@if [ -z "$$DATABASE_URL" ]; then $(BIN)/python -m core.local_db start >/dev/null; fi
 
-# Stops what `make run` (serve-all) started, then the embedded PostgreSQL.
+# Stops what `make run` (serve-all) started, then the embedded PostgreSQL unless DATABASE_URL names a server
+# (as `db` starts it only then).
 stop: install
 	@pid=$$(cat $(SERVE_PID) 2>/dev/null); if [ -n "$$pid" ] && kill -TERM "$$pid" 2>/dev/null; then \
 	  echo "stopping the server and the worker (pid $$pid)"; \
 	  for _ in $$(seq 120); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.25; done; fi; rm -f $(SERVE_PID)
-	$(BIN)/python -m core.local_db stop
+	@if [ -z "$$DATABASE_URL" ]; then $(BIN)/python -m core.local_db stop; fi
 
 migrate: db
 	$(BIN)/python manage.py migrate --noinput

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
+from django.db import connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,6 +72,8 @@ def test_make_stop_or_ctrl_c__while_serve_all_runs__server_and_worker_stopped_qu
         assert not pid_file.exists()
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/api/health/", timeout=2)
+        with connection.cursor() as cursor:  # the database make run did not start (DATABASE_URL) still runs
+            cursor.execute("SELECT 1")
     finally:
         if running.poll() is None:
             os.killpg(running.pid, signal.SIGKILL)
