@@ -6,6 +6,7 @@ worker of an ordinary stop. This worker ends as every gunicorn worker does once 
 also on the SIGQUIT the master sends on Ctrl-C, and when stopped while still booting.
 """
 
+import os
 import signal
 import socket
 from contextlib import contextmanager
@@ -20,15 +21,16 @@ class Server(uvicorn.Server):
     def capture_signals(self):
         # gunicorn's master stops its workers with SIGQUIT on its own SIGINT (Ctrl-C): uvicorn's gunicorn
         # worker only marked itself dead on it and served on until killed 30 s later; here it shuts the
-        # server down as SIGTERM does. Set with signal.signal, as uvicorn sets its own, so that the handler
-        # before (the worker's quiet exit) is back once the server has stopped, whenever the signal comes.
-        before = signal.signal(signal.SIGQUIT, self.handle_exit)
+        # server down as SIGTERM does (set with signal.signal, as uvicorn sets its own).
+        signal.signal(signal.SIGQUIT, self.handle_exit)
         try:
             with super().capture_signals():
                 yield
                 self._captured_signals.clear()  # shut down already: nothing to raise again
         finally:
-            signal.signal(signal.SIGQUIT, before)
+            # Stopped: a stop signal that comes later ends the process at once (see _exit).
+            for stop in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+                signal.signal(stop, _exit)
 
 
 class UvicornWorker(uvicorn_worker.UvicornWorker):
@@ -40,8 +42,7 @@ class UvicornWorker(uvicorn_worker.UvicornWorker):
 
     def init_signals(self) -> None:
         super().init_signals()
-        # Until the server takes the signals over, and after it gives them back (a Ctrl-C reaches a worker
-        # twice: the terminal's SIGINT, then the master's SIGQUIT), a stop ends the worker quietly instead
+        # Until the server takes the signals over, a stop (while booting) ends the worker quietly instead
         # of killing it by the signal.
         for stop in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             signal.signal(stop, _exit)
@@ -57,4 +58,8 @@ class UvicornWorker(uvicorn_worker.UvicornWorker):
 
 
 def _exit(signum, frame) -> None:
-    raise SystemExit(0)
+    """A stop while the worker boots, or once its server has stopped: end the process at once, exit 0. Not
+    SystemExit: a Ctrl-C reaches a worker twice (the terminal's SIGINT, then the master's SIGQUIT), and the
+    second would arrive in Python's own exit, which sets the handlers back to the default (killed by the
+    signal, logged at ERROR) or reports a signal it no longer handles (a traceback)."""
+    os._exit(0)
