@@ -1,8 +1,8 @@
-"""Domain errors and the one handler that turns every error into RFC 9457 problem+json."""
+"""Errors a client can act on (each app's own are in its errors.py) and the one handler that turns every error
+into RFC 9457 problem+json."""
 
 import logging
 import math
-from collections.abc import Callable
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -31,6 +31,11 @@ class ServiceError(Exception):
         self.detail = detail
         self.extra = extra
 
+    def with_hints(self) -> "ServiceError":
+        """This refusal as the handler sends it, asked once the request has failed: a subclass may return one
+        that adds what only a read after the failed transaction finds, such as a near match of what was unknown."""
+        return self
+
 
 class ValidationFailed(ServiceError):
     status, code, title = 400, "validation_error", "Invalid input"
@@ -49,55 +54,13 @@ def errors_detail(errors: dict[str, list[str]]) -> str:
 
 
 class UserNotFound(ServiceError):
+    """Every app names users by their id (segments too, which never imports users): the refusal of an unknown one
+    is shared here, as the id's field is (core/fields.py)."""
+
     status, code, title = 404, "user_not_found", "User not found"
 
     def __init__(self, user_id: int) -> None:
         super().__init__(f"Unknown user: {user_id}", user_id=user_id)
-
-
-class SegmentNotFound(ServiceError):
-    status, code, title = 404, "segment_not_found", "Segment not found"
-    # {unknown slug: the existing slug it differs from only in case}, from the database; set by the segments
-    # app at start (core knows no app). The handler asks it once the request has failed, so that a refusal
-    # names `AVITO_DISCOUNT_30` for `avito_discount_30` wherever it was raised.
-    case_matches: Callable[[list[str]], dict[str, str]] | None = None
-
-    def __init__(self, slugs: list[str], matches: dict[str, str] | None = None) -> None:
-        slugs = sorted(set(slugs))
-        self.matches = matches or {}
-        named = (f"{slug} (did you mean `{self.matches[slug]}`?)" if slug in self.matches else slug for slug in slugs)
-        super().__init__(f"Unknown segments: {', '.join(named)}", slugs=slugs)
-
-    def with_case_matches(self) -> "SegmentNotFound":
-        """This refusal, naming the segments whose slugs differ from the unknown ones only in case."""
-        if self.matches or SegmentNotFound.case_matches is None:
-            return self
-        try:
-            matches = SegmentNotFound.case_matches(self.extra["slugs"])
-        except DatabaseError:  # only a hint: the 404 stands without it
-            logger.warning("segment slugs not compared: the database is unavailable")
-            return self
-        return SegmentNotFound(self.extra["slugs"], matches) if matches else self
-
-
-class SegmentExists(ServiceError):
-    status, code, title = 409, "segment_exists", "Segment exists"
-
-    def __init__(self, slug: str) -> None:
-        super().__init__(f"Segment already exists: {slug}", slug=slug)
-
-
-class ReportNotWritten(ServiceError):
-    status, code, title = 503, "report_not_written", "Report not written"
-
-
-class ReportTooLarge(ServiceError):
-    status, code, title = 413, "report_too_large", "Report too large"
-
-    def __init__(self, max_rows: int) -> None:
-        super().__init__(
-            f"The report would have more than {max_rows} rows; ask for a shorter period.", max_rows=max_rows
-        )
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -116,29 +79,8 @@ class BodyTooLarge(ServiceError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
 
-class IdempotencyKeyReused(ServiceError):
-    status, code, title = 422, "idempotency_key_reused", "Idempotency key reused"
-
-    def __init__(self, key: str) -> None:
-        super().__init__(
-            "This Idempotency-Key was used with another request; use a new key for a new request.", key=key
-        )
-
-
 class ServiceUnavailable(ServiceError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
-
-
-class ImportQueueFull(ServiceError):
-    status, code, title = 503, "import_queue_full", "Import queue full"
-
-    def __init__(self, *, max_bytes: int, retry_after: int) -> None:
-        super().__init__(
-            f"The imports waiting for the worker hold up to {max_bytes:,} bytes, and this one would pass that;"
-            " retry later.",
-            max_bytes=max_bytes,
-        )
-        self.headers = {"Retry-After": str(retry_after)}
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra) -> dict:
@@ -216,9 +158,8 @@ def exception_handler(exc, context) -> Response:
 
 
 def _problem_of(exc) -> Response:
-    if isinstance(exc, SegmentNotFound):
-        exc = exc.with_case_matches()
     if isinstance(exc, ServiceError):
+        exc = exc.with_hints()
         return problem_response(exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, **exc.extra)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

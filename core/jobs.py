@@ -1,4 +1,5 @@
-"""Background jobs: each run logged as one JSON line; the task queue's worker (segmenter/tasks.py, events/tasks.py)."""
+"""Background jobs: each run logged as one JSON line; periodic jobs declared once (each app's tasks.py); the task
+queue's worker."""
 
 import asyncio
 import logging
@@ -16,16 +17,40 @@ from django.db import connection, connections
 from core import telemetry
 from core.db import CLOCK
 
-EXPIRY_SWEEP = "expire_memberships"  # the job whose last run /metrics reports
-JOBS_QUEUE = "default"  # periodic jobs and imports: `--concurrency` slots
-# Jobs that wait on other hosts (webhook deliveries, events/tasks.py) have slots of their own, one for each
-# webhook there may be (SEGMENTER_WEBHOOK_MAX): however slowly receivers answer, they never hold up the
-# jobs above, nor, each webhook sending one message at a time, each other.
-DELIVERY_QUEUE = "deliveries"
+JOBS_QUEUE = "default"  # periodic jobs and any job queued without a queue: `--concurrency` slots
 RESTART_DELAYS = (1, 2, 5, 10, 30)  # seconds before the worker starts again, growing with stops in a row
 RESTART_RESET_SECONDS = 10  # a worker that ran this long before it stopped starts again after the first delay
 
 logger = logging.getLogger(__name__)
+
+# The periodic jobs declared by periodic_job, by name: `manage.py worker --once` runs them all.
+PERIODIC_JOBS: dict[str, Callable[[], int]] = {}
+# The queues whose jobs have slots of their own, declared by queue_declare: {queue: its number of slots}.
+QUEUES: dict[str, Callable[[], int]] = {}
+
+
+def periodic_job(name: str, run: Callable[[], int], *, cron: str):
+    """Declare the periodic job `name`: `run` (returning how many rows or files it changed) on the task queue
+    at each tick of `cron` (seconds are its 6th field), through job_round; returns its task.
+
+    Each tick is deferred once whichever number of workers run (procrastinate records the tick), queued at
+    most once (`queueing_lock`) and run by one worker at a time (`lock`); `manage.py worker --once` runs
+    every job declared here, once.
+    """
+    from procrastinate.contrib.django import app
+
+    def task(timestamp: int) -> int:
+        return job_round(name, run)
+
+    PERIODIC_JOBS[name] = run
+    return app.periodic(cron=cron, periodic_id=name)(app.task(name=name, queueing_lock=name, lock=name)(task))
+
+
+def queue_declare(name: str, *, slots: Callable[[], int]) -> str:
+    """Give the jobs of queue `name` slots of their own in every worker, `slots()` of them (read as the worker
+    starts), so that however long they wait they never hold up the jobs of other queues; returns the name."""
+    QUEUES[name] = slots
+    return name
 
 
 def job_round(job: str, run: Callable[[], int]) -> int:
@@ -89,9 +114,9 @@ def jobs_run_once(jobs: dict[str, Callable[[], int]], *, report: Callable[[str],
 
 def worker_run(*, concurrency: int) -> None:
     """Run the task queue's worker (every app's tasks.py, periodic jobs included) until SIGTERM or SIGINT:
-    one procrastinate worker with `concurrency` slots on JOBS_QUEUE and one with SEGMENTER_WEBHOOK_MAX slots on
-    DELIVERY_QUEUE, in one process whose thread pool has a thread for every slot (asyncio's default, cores + 4,
-    would let blocked deliveries take the threads the sweep needs). They stop and start again together.
+    one procrastinate worker with `concurrency` slots on JOBS_QUEUE and one on each queue of QUEUES with its
+    slots, in one process whose thread pool has a thread for every slot (asyncio's default, cores + 4, would
+    let jobs blocked on other hosts take the threads the sweep needs). They stop and start again together.
 
     procrastinate's worker stops by itself when its database goes away (its listener or periodic deferrer
     fails, say on a PostgreSQL restart), and cannot start while the database is down: both are logged and
@@ -99,7 +124,7 @@ def worker_run(*, concurrency: int) -> None:
     restart. Only a signal ends it. The worker needs an asynchronous connection pool of its own (psycopg
     3's), on the same database, opened afresh for each start.
     """
-    lanes = {JOBS_QUEUE: concurrency, DELIVERY_QUEUE: settings.SEGMENTER_WEBHOOK_MAX}
+    lanes = {JOBS_QUEUE: concurrency, **{queue: slots() for queue, slots in QUEUES.items()}}
     asyncio.run(_worker_until_signal(lanes))
 
 

@@ -1,4 +1,4 @@
-"""Per-client request rates (SEGMENTER_REPORT_RATE, SEGMENTER_WRITE_RATE), counted in PostgreSQL.
+"""Per-client request rates (SEGMENTER_WRITE_RATE, and the apps' own: reports/throttles.py), counted in PostgreSQL.
 
 Each check is one statement on the primary (core/sql/rate_hit.sql): an upsert of the client's count in
 its current window, returning the new count. However requests are spread over server processes,
@@ -70,13 +70,6 @@ class TokenRateThrottle(BaseThrottle):
     def wait(self) -> int:
         """Retry-After: whole seconds until the window ends, at least 1."""
         return max(1, math.ceil(self.seconds_left))
-
-
-class ReportThrottle(TokenRateThrottle):
-    """Report requests: each one reads a period of history and may write a file."""
-
-    scope = "reports"
-    setting = "SEGMENTER_REPORT_RATE"
 
 
 class WriteThrottle(TokenRateThrottle):

@@ -13,9 +13,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin import secret_shown_once
-from core.errors import SegmentNotFound, ServiceError, ValidationFailed
+from core.errors import ServiceError, ValidationFailed
 from events.models import Delivery, Webhook
 from events.services import webhooks as services
+from segments.errors import SegmentNotFound
 from segments.models import Segment
 
 FIELDS = ("url", "description", "event_types", "segments")

@@ -1,9 +1,9 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.fields import MAX_SLUGS, SLUG_RE
 from core.serializers import StrictSerializer
 from events.services.webhooks import EVENT_TYPES, MAX_DESCRIPTION, MAX_URL
+from segments.fields import MAX_SLUGS, SLUG_RE
 
 
 class JSONBooleanField(serializers.BooleanField):

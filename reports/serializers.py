@@ -1,9 +1,10 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.fields import SlugField, UserIdField
+from core.fields import UserIdField
 from core.serializers import StrictSerializer
 from reports.periods import month_parse, period_of
+from segments.fields import SlugField
 
 MONTH_SCHEMA = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{1,2}$", "example": "2023-08"}
 BOOLEAN_HELP = "true/false, 1/0, yes/no, on/off; anything else is a 400"

@@ -16,8 +16,9 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from core import replica
-from core.errors import ReportNotWritten, ReportTooLarge, UserNotFound
+from core.errors import UserNotFound
 from reports import csv_format, export
+from reports.errors import ReportNotWritten, ReportTooLarge
 from reports.export import HistoryQuery
 from reports.periods import Period
 from segments.models import Segment

@@ -14,7 +14,6 @@ from rest_framework.views import APIView
 from core.errors import problem_json_response
 from core.pagination import TimePagination
 from core.serializers import problems, request_example, validated
-from core.throttles import ReportThrottle
 from reports import services
 from reports.export import HistoryQuery
 from reports.serializers import (
@@ -24,6 +23,7 @@ from reports.serializers import (
     ReportRequestSerializer,
     ReportSerializer,
 )
+from reports.throttles import ReportThrottle
 from users.views import USER_ID_PARAM, user_id_from
 
 CSV_TYPE = "text/csv; charset=utf-8"

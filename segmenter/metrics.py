@@ -18,8 +18,8 @@ from prometheus_client.core import GaugeMetricFamily
 from rest_framework.views import APIView
 
 from core import telemetry
-from core.jobs import EXPIRY_SWEEP
 from events.services.received import webhooks_backlog
+from segments.tasks import EXPIRY_SWEEP
 
 logger = logging.getLogger(__name__)
 

@@ -13,14 +13,15 @@ from rest_framework.views import APIView
 from core import replica
 from core.auth import actor_of
 from core.errors import UserNotFound
-from core.fields import SlugField, SlugListField, UserIdField
+from core.fields import UserIdField
 from core.parsers import AnyContentTypeJSONParser
 from core.serializers import problems, request_example, validated
-from core.throttles import ReportThrottle
 from reports.serializers import PeriodFields
 from reports.services import report_write
+from reports.throttles import ReportThrottle
 from reports.views import query_of, report_url
 from segments import selectors, services
+from segments.fields import SlugField, SlugListField
 from segments.serializers import MembershipsChangeSerializer
 from segments.services.memberships import AddItem
 

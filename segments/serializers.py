@@ -1,8 +1,9 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.fields import JSONIntegerField, JSONNumberField, QueryIntegerField, SlugField, SlugListField, UserIdField
+from core.fields import JSONIntegerField, JSONNumberField, QueryIntegerField, UserIdField
 from core.serializers import StrictSerializer
+from segments.fields import SlugField, SlugListField
 from segments.services.memberships import MAX_TTL_SECONDS, AddItem
 
 PERCENT = {"max_digits": 5, "decimal_places": 2, "min_value": 0, "max_value": 100, "coerce_to_string": False}

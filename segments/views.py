@@ -7,10 +7,10 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from core.auth import actor_of
-from core.fields import parse_slug
 from core.pagination import SlugPagination, UserIdPagination
 from core.serializers import problems, request_example, validated
 from segments import selectors, services
+from segments.fields import parse_slug
 from segments.models import Import, Membership
 from segments.serializers import (
     ImportRequestSerializer,

@@ -5,7 +5,7 @@ picks its oldest undelivered message, POSTs it (the whole answer within SEGMENTE
 10 s) and records the attempt. A second worker skips a webhook another one is sending to; a worker
 killed mid-send rolls everything back (no attempt, no position passed) and the next run sends the
 same message, with the same `webhook-id` (`msg_<webhook>_<first position>`) and body, again: within
-about 17 s, once the dead worker's job is retried (segmenter/tasks.py `retry_stalled_jobs`). A worker
+about 17 s, once the dead worker's job is retried (core/tasks.py `retry_stalled_jobs`). A worker
 whose host is lost mid-send closes nothing: the server ends its session once it has been idle in
 that transaction for IDLE_FACTOR × the timeout (30 s), which frees the lock for the next worker.
 Receivers de-duplicate by event id.

@@ -14,10 +14,11 @@ from django.db import connection, transaction
 from django.db.models.functions import Now
 from rest_framework import serializers
 
-from core.errors import SegmentNotFound, ServiceError, ValidationFailed
-from core.fields import MAX_SLUGS, parse_slug
+from core.errors import ServiceError, ValidationFailed
 from events.models import Event, Message, Webhook
 from events.services.addresses import AddressRefused, url_check
+from segments.errors import SegmentNotFound
+from segments.fields import MAX_SLUGS, parse_slug
 from segments.models import Segment
 
 FIELDS = ("url", "description", "event_types", "segments", "enabled")

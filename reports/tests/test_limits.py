@@ -11,7 +11,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from core.auth import token_create
-from core.errors import ReportTooLarge
+from reports.errors import ReportTooLarge
 from reports.export import HistoryQuery
 from reports.periods import Month, period_of
 from reports.services import report_size_check, reports_purge

@@ -7,7 +7,8 @@ from django.contrib.admin import widgets
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
-from core.fields import MAX_USER_ID, SLUG_RE
+from core.fields import MAX_USER_ID
+from segments.fields import SLUG_RE
 from segments.models import Membership, Segment
 from segments.selectors import MAX_BATCH_USER_IDS, users_segment_slugs
 from segments.services.imports import MODES

@@ -16,7 +16,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from procrastinate.contrib.django import app
 
-from core.errors import IdempotencyKeyReused, ImportQueueFull, SegmentNotFound
+from segments.errors import IdempotencyKeyReused, ImportQueueFull, SegmentNotFound
 from segments.models import Import, Segment
 from segments.services.import_files import (
     ReceivedFile,

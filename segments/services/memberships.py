@@ -8,7 +8,8 @@ from datetime import datetime
 
 from django.db import DatabaseError, connection, transaction
 
-from core.errors import SegmentNotFound, UserNotFound, ValidationFailed
+from core.errors import UserNotFound, ValidationFailed
+from segments.errors import SegmentNotFound
 from segments.models import EXPIRES_BEFORE
 from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record

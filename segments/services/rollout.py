@@ -6,8 +6,9 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
-from core.db import CLOCK, bucket_sql, rollout_lock
-from core.errors import SegmentNotFound
+from core.db import CLOCK
+from segments.db import bucket_sql, rollout_lock
+from segments.errors import SegmentNotFound
 from segments.selectors import active_sql
 from segments.services.expiry import memberships_expire
 from segments.services.history import changed_at, changes_record, segment_event_record

@@ -5,7 +5,7 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Now
 
-from core.errors import SegmentExists, SegmentNotFound
+from segments.errors import SegmentExists, SegmentNotFound
 from segments.models import Segment
 from segments.services.history import segment_event_record
 from segments.services.memberships import memberships_remove_all

@@ -16,8 +16,9 @@ from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import BodyTooLarge, IdempotencyKeyReused, MalformedJson, SegmentNotFound, ValidationFailed
+from core.errors import BodyTooLarge, MalformedJson, ValidationFailed
 from events.models import Event
+from segments.errors import IdempotencyKeyReused, SegmentNotFound
 from segments.models import HistoryEvent, Import, Membership, Segment
 from segments.services import (
     import_create,

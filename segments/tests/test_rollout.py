@@ -3,8 +3,8 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from core.db import bucket_sql
-from core.errors import SegmentNotFound
+from segments.db import bucket_sql
+from segments.errors import SegmentNotFound
 from segments.models import HistoryEvent, Membership, Segment
 from segments.services import AddItem, bucket, memberships_update, rollout_apply, segment_create
 from users.services import user_register, users_register, users_seed

@@ -5,7 +5,8 @@ import pytest
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from core.errors import SegmentNotFound, UserNotFound, ValidationFailed
+from core.errors import UserNotFound, ValidationFailed
+from segments.errors import SegmentNotFound
 from segments.models import HistoryEvent, Membership, Segment
 from segments.selectors import user_segment_slugs
 from segments.services import AddItem, memberships_add_users, memberships_expire, memberships_update, segment_delete

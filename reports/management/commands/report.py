@@ -3,10 +3,11 @@ import codecs
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.exceptions import ValidationError
 
-from core.fields import parse_slug, parse_user_id
+from core.fields import parse_user_id
 from reports.export import HistoryQuery
 from reports.periods import month_parse, period_of
 from reports.services import report_copy
+from segments.fields import parse_slug
 
 
 class TextSink:

@@ -7,8 +7,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from core.jobs import EXPIRY_SWEEP
 from core.models import JobRun
+from segments.tasks import EXPIRY_SWEEP
 
 POLL_SECONDS = 0.5
 

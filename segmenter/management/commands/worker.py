@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from core.jobs import jobs_run_once, worker_run
-from segmenter.tasks import JOBS
+from core.jobs import PERIODIC_JOBS, jobs_run_once, worker_run
 
 
 class Command(BaseCommand):
@@ -21,7 +20,7 @@ class Command(BaseCommand):
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1")
         if once:
-            jobs_run_once(JOBS, report=self._line)
+            jobs_run_once(PERIODIC_JOBS, report=self._line)
             return
         worker_run(concurrency=concurrency)
 

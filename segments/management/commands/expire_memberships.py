@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 
 from core.jobs import jobs_run_once, worker_run
 from segments.services import memberships_expire
+from segments.tasks import EXPIRY_SWEEP
 
 
 class Command(BaseCommand):
@@ -16,7 +17,7 @@ class Command(BaseCommand):
         if loop:
             worker_run(concurrency=4)
             return
-        jobs_run_once({"expire_memberships": memberships_expire}, report=self._line)
+        jobs_run_once({EXPIRY_SWEEP: memberships_expire}, report=self._line)
 
     def _line(self, text: str) -> None:
         self.stdout.write(text)
