@@ -78,6 +78,7 @@ run: install db .env
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Regenerate the committed OpenAPI schema after changing the API.
 schema: $(VENV)/.installed-dev db
@@ -92,6 +93,7 @@ test-deps:
 
 test: test-deps $(VENV)/.installed-dev db
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(BIN)/python manage.py spectacular --validate --fail-on-warn --file $(VENV)/openapi.yaml
 	@diff -u docs/openapi.yaml $(VENV)/openapi.yaml || { echo "docs/openapi.yaml differs from the code: run make schema"; exit 1; }

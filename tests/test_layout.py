@@ -1,15 +1,19 @@
 """Imports point one way: segmenter/ (the project and the API that spans apps) -> apps -> core/.
 
-core/ knows no app; no app imports segmenter/; the apps import downwards, reports -> users -> segments;
-and no test imports a test module (shared helpers are fixtures in a conftest.py)."""
+core/ knows no app; no app imports segmenter/; users/ and segments/ never import reports/ or events/, and
+segments/ never imports users/: the contracts of .importlinter, checked by `lint-imports` (make test, make
+lint). No test imports a test module (shared helpers are fixtures in a conftest.py)."""
 
 import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("users", "segments", "reports", "events")
+PACKAGES = ("segmenter", "users", "segments", "reports", "events", "core")  # root_packages of .importlinter
 
 
 def _imports(path: Path) -> set[str]:
@@ -23,33 +27,38 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def _modules(package: str) -> list[Path]:
-    return sorted(path for path in (ROOT / package).rglob("*.py") if ".venv" not in path.parts)
+def _lint_imports(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [Path(sys.executable).with_name("lint-imports"), "--no-cache"], cwd=root, capture_output=True, text=True
+    )
 
 
-def _top(name: str) -> str:
-    return name.split(".")[0]
+def test_import_contracts__kept_by_the_code():
+    result = _lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout
 
 
-@pytest.mark.parametrize("path", _modules("core"), ids=str)
-def test_core__imports_no_app_and_not_the_project(path):
-    assert {name for name in _imports(path) if _top(name) in (*APPS, "segmenter")} == set()
-
-
-@pytest.mark.parametrize("path", [path for app in APPS for path in _modules(app)], ids=str)
-def test_apps__never_import_the_project(path):
-    assert {name for name in _imports(path) if _top(name) == "segmenter"} == set()
-
-
-@pytest.mark.parametrize("path", [path for app in ("users", "segments") for path in _modules(app)], ids=str)
-def test_users_and_segments__never_import_reports(path):
-    assert {name for name in _imports(path) if _top(name) == "reports"} == set()
-
-
-@pytest.mark.parametrize("path", [path for path in _modules("segments") if "tests" not in path.parts], ids=str)
-def test_segments__never_imports_users(path):
-    """users/ calls segments/ (new users join rollouts); a membership names its user by the "users.User" label."""
-    assert {name for name in _imports(path) if _top(name) == "users"} == set()
+@pytest.mark.parametrize(
+    ("module", "line"),
+    [
+        ("core/breach.py", "import segments.models"),  # core knows no app
+        ("events/breach.py", "from segmenter import settings"),  # no app imports the project
+        ("segments/breach.py", "import events.models"),  # segments never imports events (nor reports)
+        ("users/breach.py", "from reports import services"),  # users never imports reports (nor events)
+        ("segments/breach.py", "import users.models"),  # segments never imports users
+    ],
+)
+def test_import_contracts__a_module_importing_against_them__fails_lint_imports(tmp_path, module, line):
+    """The contracts of .importlinter bite: a copy of the code with one module added that imports against one
+    of them fails `lint-imports`, naming that module."""
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy(ROOT / ".importlinter", tmp_path)
+    assert _lint_imports(tmp_path).returncode == 0
+    (tmp_path / module).write_text(f"{line}\n")
+    result = _lint_imports(tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert f"{module.removesuffix('.py').replace('/', '.')} -> " in result.stdout
 
 
 @pytest.mark.parametrize("path", [path for path in ROOT.rglob("*.py") if ".venv" not in path.parts], ids=str)
