@@ -91,4 +91,5 @@ def test_segments_migrations__replayed__install_each_frozen_function_in_turn():
         "0005_memberships_update_clock_after_locks",
         "0006_historyevent_partitions",
         "0007_memberships_update_events",
+        "0013_membership_active",
     }
