@@ -391,7 +391,8 @@ def events_section(results: Results) -> list[str]:
     return [
         "## The PATCH with the event log and without it",
         "",
-        "The same code and data, with segments/sql/memberships_update.sql as it is and with its two event inserts"
+        "The same code and data, with segments_memberships_update as it is (the newest migration's file that"
+        " installs it) and with its two event inserts"
         " taken out (bench/webhooks.py `function_without_events`), installed before each side's runs; the sides"
         " alternate, each round in the other order, while `manage.py worker` numbers the events as in production.",
         "",

@@ -4,7 +4,7 @@
 HOT_SQL = (
     "SELECT u.id, s.slug FROM users_user u"
     " LEFT JOIN segments_membership m ON m.user_id = u.id"
-    " AND m.user_id = %s AND (m.expires_at IS NULL OR m.expires_at > now())"
+    " AND m.user_id = %s AND segments_membership_active(m.expires_at)"
     " LEFT JOIN segments_segment s ON s.id = m.segment_id"
     " WHERE u.id = %s"
 )

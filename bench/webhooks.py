@@ -4,7 +4,8 @@ Delivery: events a second sent to a receiver on 127.0.0.1 that answers 204 at on
 a bench segment writes its events, the sequencer numbers them, and a child process times
 `webhook_deliver_next` (what the worker's delivery job loops on) until the new webhook has them all.
 
-The PATCH: the same code and data with segments/sql/memberships_update.sql as it is and with its event
+The PATCH: the same code and data with segments_memberships_update as it is (the newest migration's file that
+installs it, segments/migrations/sql/) and with its event
 inserts taken out, swapped in before each run (the PATCH's only event writes are there), interleaved, while
 a worker numbers the events as in production.
 """
@@ -29,8 +30,8 @@ from bench.sql import pgbench_patch_script
 from bench.tools import Load, cpu_seconds, cpu_spent
 
 SLUG = "bench_webhook"
-PATCH_FUNCTION = Path("segments", "sql", "memberships_update.sql")  # in the code under test
 CALL_CPU = "the PATCH's call, one connection: its server process's CPU"
+CREATE_PATCH_FUNCTION = re.compile(r"^CREATE (OR REPLACE )?FUNCTION segments_memberships_update\(", re.M)
 EVENT_INSERT = re.compile(r"\), evented AS \(\n\s+INSERT INTO events_event .*?\n\s+\)\n", re.S)
 
 
@@ -88,12 +89,19 @@ def delivery(dsn: str, rounds: int, percent: int, log) -> dict[str, list[float]]
     return times
 
 
+def patch_function() -> Path:
+    """The file that installs segments_memberships_update as it is now, in the code under test: the
+    newest migration's file that creates it."""
+    files = sorted((code_dir() / "segments" / "migrations" / "sql").glob("*.sql"))
+    return [file for file in files if CREATE_PATCH_FUNCTION.search(file.read_text())][-1]
+
+
 def function_without_events() -> str:
     """segments_memberships_update without its event inserts (the CTEs `evented`), else the same."""
-    sql = (code_dir() / PATCH_FUNCTION).read_text()
+    sql = patch_function().read_text()
     stripped, count = EVENT_INSERT.subn(")\n", sql)
     if count != 2 or "events_event" in stripped.partition("AS $$")[2]:
-        raise RuntimeError(f"{PATCH_FUNCTION} does not have the two event inserts this strips")
+        raise RuntimeError(f"{patch_function()} does not have the two event inserts this strips")
     return stripped
 
 
@@ -126,7 +134,7 @@ def call_cpu(dsn: str, users: int, settings: LoadSettings) -> Load:
 def patch_cost(dsn: str, config: ServerConfig, users: int, settings: LoadSettings, log) -> dict[str, list[Target]]:
     """The served PATCH (production settings), its SQL (pgbench) and the CPU of one call, with the events and
     without them (the keys); the sides alternate, each round in the other order."""
-    functions = {"with": (code_dir() / PATCH_FUNCTION).read_text(), "without": function_without_events()}
+    functions = {"with": patch_function().read_text(), "without": function_without_events()}
     targets = {
         side: [
             Target(

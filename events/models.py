@@ -1,8 +1,9 @@
 """The event log (membership and segment events) and the webhooks that receive it.
 
 Events are written by SQL in the same statement as each history row (segments/services/history.py
-and segments/sql/memberships_update.sql write this table by name); this app owns the table and
-everything that reads it. `position` is given later, in commit order (events/services/log.py).
+and segments_memberships_update, segments/migrations/sql/0007_memberships_update_events.sql, write
+this table by name); this app owns the table and everything that reads it. `position` is given
+later, in commit order (events/services/log.py).
 """
 
 from django.db import models

@@ -32,10 +32,19 @@ class Segment(models.Model):
         return self.slug
 
 
+class MembershipActive(models.Func):
+    """Whether a membership with the expiry given counts now, by the database's clock:
+    segments_membership_active, the one definition of "active" (migration 0013)."""
+
+    function = "segments_membership_active"
+    arity = 1
+    output_field = models.BooleanField()
+
+
 class MembershipQuerySet(models.QuerySet):
     def active(self) -> "MembershipQuerySet":
         """Memberships that count now, by the database's clock."""
-        return self.filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=Now()))
+        return self.filter(MembershipActive("expires_at"))
 
 
 class Membership(models.Model):

@@ -1,18 +1,17 @@
 """Reads that several places share."""
 
 from django.db import connections
-from django.db.models import Count, Q
-from django.db.models.functions import Lower, Now
+from django.db.models import Count
+from django.db.models.functions import Lower
 
-from segments.models import Membership, Segment
+from segments.models import Membership, MembershipActive, Segment
 
-ACTIVE = Q(memberships__expires_at__isnull=True) | Q(memberships__expires_at__gt=Now())
 MAX_BATCH_USER_IDS = 1000
 
 
 def active_sql(alias: str) -> str:
     """SQL for "membership `alias` is active" (README, Decisions: Active), for raw queries."""
-    return f"({alias}.expires_at IS NULL OR {alias}.expires_at > now())"
+    return f"{MembershipActive.function}({alias}.expires_at)"
 
 
 def _user_slug_rows(condition: str, params: list, using: str) -> list[tuple[int, str | None]]:
@@ -74,7 +73,9 @@ def slugs_differing_in_case(slugs: list[str]) -> dict[str, str]:
 
 
 def segments_with_member_count():
-    return Segment.objects.annotate(member_count=Count("memberships", filter=ACTIVE))
+    return Segment.objects.annotate(
+        member_count=Count("memberships", filter=MembershipActive("memberships__expires_at"))
+    )
 
 
 def user_memberships(user_id: int):

@@ -12,7 +12,7 @@ from bench.markdown import END, START, Results, events_section, metrics_section,
 from bench.sql import HOT_SQL, pgbench_script
 from bench.stats import median, ratio, table
 from bench.tools import Load, parse_pgbench, parse_wrk
-from bench.webhooks import PATCH_FUNCTION, function_without_events
+from bench.webhooks import function_without_events, patch_function
 from segments.selectors import user_segment_slugs
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:18731
@@ -127,7 +127,7 @@ def test_metrics_section__per_round_ratios_and_their_median():
 
 
 def test_function_without_events__only_the_two_event_inserts_taken_out():
-    diff = list(difflib.ndiff(PATCH_FUNCTION.read_text().splitlines(), function_without_events().splitlines()))
+    diff = list(difflib.ndiff(patch_function().read_text().splitlines(), function_without_events().splitlines()))
     assert not [line for line in diff if line.startswith("+ ")]
     removed = [line[2:].strip() for line in diff if line.startswith("- ")]
     assert len(removed) == 7  # the two `evented` CTEs, of three and four lines

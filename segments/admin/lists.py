@@ -5,20 +5,21 @@ from datetime import datetime, timedelta
 from django.core.paginator import Paginator
 from django.db.models import Max, Min, Q, QuerySet
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from segments.models import Membership
+from segments.models import Membership, MembershipActive
+from segments.selectors import active_sql
 
 MEMBER_COUNT_CAP = 10_000
 
 
 def active_member_count(segment_ids: list[int]) -> int:
-    """Active memberships of the segments, exact: every row (an index-only count) less the rows due but
-    not swept yet (found through the partial index on expires_at), never a read of every row's expiry."""
+    """Active memberships of the segments, exact: every row (an index-only count) less the rows not
+    active, which are due but not swept yet (found through the partial index on expires_at), never a
+    read of every row's expiry."""
     rows = Membership.objects.filter(segment_id__in=segment_ids)
-    return rows.count() - rows.filter(expires_at__lte=Now()).count()
+    return rows.count() - rows.filter(~MembershipActive("expires_at")).count()
 
 
 def with_capped_member_counts(segments: QuerySet) -> QuerySet:
@@ -32,7 +33,7 @@ def with_capped_member_counts(segments: QuerySet) -> QuerySet:
         ),
         member_due=RawSQL(
             "SELECT count(*) FROM segments_membership d"
-            " WHERE d.segment_id = segments_segment.id AND d.expires_at <= now()",
+            f" WHERE d.segment_id = segments_segment.id AND NOT {active_sql('d')}",
             [],
         ),
     )

@@ -1,14 +1,14 @@
 """`segments_memberships_update`: a user's PATCH as one call (see services/memberships.py).
 
-Its SQL lives in segments/sql/memberships_update.sql; this migration and later ones install the
-file as it is now (CREATE OR REPLACE), so a fresh database gets the current function here.
+Installs the function as it was first written, frozen in sql/0004_memberships_update_function.sql;
+later migrations install its later versions, each from its own file.
 """
 
 from pathlib import Path
 
 from django.db import migrations
 
-FUNCTION = Path(__file__).resolve().parents[1] / "sql" / "memberships_update.sql"
+FUNCTION = Path(__file__).parent / "sql" / "0004_memberships_update_function.sql"
 DROP = "DROP FUNCTION segments_memberships_update(bigint, text[], timestamptz[], bigint[], text[], text, text)"
 
 

@@ -1,11 +1,12 @@
-"""Install segments/sql/memberships_update.sql again: each event's time is read after the locks
-its change waited for (clock_timestamp()), so that history follows commit order."""
+"""`segments_memberships_update`, second version (sql/0005_memberships_update_clock_after_locks.sql):
+each event's time is read after the locks its change waited for (clock_timestamp()), so that history
+follows commit order."""
 
 from pathlib import Path
 
 from django.db import migrations
 
-FUNCTION = Path(__file__).resolve().parents[1] / "sql" / "memberships_update.sql"
+FUNCTION = Path(__file__).parent / "sql" / "0005_memberships_update_clock_after_locks.sql"
 
 
 class Migration(migrations.Migration):

@@ -6,13 +6,15 @@ the partition key; Django keeps `id` as the model's pk, ids still come from one 
 partition for each month that holds events and for this month and three ahead, plus a
 DEFAULT partition, the rows move in one INSERT … SELECT with their ids, and the old table is dropped.
 The reverse builds a plain table again the same way. Both run in the migration's transaction.
+`segments_history_partition_create`, which makes a month's partition here and in the worker's job
+(services/history_partitions.py), is installed from sql/0006_historyevent_partitions.sql.
 """
 
 from pathlib import Path
 
 from django.db import migrations
 
-FUNCTIONS = Path(__file__).resolve().parents[1] / "sql" / "history_partitions.sql"
+FUNCTIONS = Path(__file__).parent / "sql" / "0006_historyevent_partitions.sql"
 TABLE = "segments_historyevent"
 COLUMNS = "id, user_id, segment_slug, operation, source, actor, at"
 

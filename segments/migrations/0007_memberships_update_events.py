@@ -1,10 +1,11 @@
-"""Install segments/sql/memberships_update.sql again: each history row's event is written in the same statement."""
+"""`segments_memberships_update`, third version (sql/0007_memberships_update_events.sql): each history
+row's event is written in the same statement."""
 
 from pathlib import Path
 
 from django.db import migrations
 
-FUNCTION = Path(__file__).resolve().parents[1] / "sql" / "memberships_update.sql"
+FUNCTION = Path(__file__).parent / "sql" / "0007_memberships_update_events.sql"
 
 
 class Migration(migrations.Migration):

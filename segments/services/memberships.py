@@ -42,7 +42,7 @@ def memberships_update(
 
     Re-adding an active member writes no history and sets its expiry to the one given
     (none if none given); removing a non-member does nothing. On any error nothing changes.
-    One call of `segments_memberships_update` (segments/sql/memberships_update.sql): one round
+    One call of `segments_memberships_update` (the newest of its migrations' files, segments/migrations/sql/): one round
     trip, its own transaction unless the caller holds one (then inside a savepoint).
     """
     _check_lists(add, remove)

@@ -34,6 +34,8 @@ def test_migration__expiries_past_the_bound__latest_allowed_and_pages_open(lates
                 )
     finally:
         _migrate(AFTER)
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())  # the pages' code needs the later migrations too
 
     latest = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
     response = api.get("/api/v1/segments/FAR/members/")
