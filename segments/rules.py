@@ -123,7 +123,7 @@ class _Compiler:
 
     def condition(self, node: dict, path: str) -> str:
         self.conditions += 1
-        for key in node.keys() - {"attribute", "op", "value"}:
+        for key in sorted(node.keys() - {"attribute", "op", "value"}):
             self.error(f"{path}.{key[:100]}", "Unknown field: a condition has attribute, op and value.")
         attribute, op = node.get("attribute"), node.get("op")
         if not isinstance(attribute, str) or not KEY.fullmatch(attribute):
@@ -231,7 +231,8 @@ def rule_compile(*, rule) -> CompiledRule:
     jsonpath = compiler.node(rule, "rule", 0)
     if compiler.conditions > MAX_CONDITIONS:
         compiler.error("rule", f"At most {MAX_CONDITIONS} conditions; this rule has {compiler.conditions:,}.")
-    jsonpath = compiler.resolve(jsonpath)
+    else:
+        jsonpath = compiler.resolve(jsonpath)
     if compiler.errors:
         raise ValidationFailed(compiler.errors)
     with connection.cursor() as cursor:  # on no attribute every condition is false but not_exists, whatever $now
