@@ -1,3 +1,4 @@
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models.functions import Now
 
@@ -16,3 +17,37 @@ class User(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
+
+
+class UserAttributes(models.Model):
+    """A user's attributes (users/attributes.py), and the document segment rules are evaluated against.
+
+    `document` is derived by the database (users_attributes_document, migration 0002): each attribute
+    under its key as an object naming its type, `{"s": string}` (with `"v"`, a version's sortable key,
+    and `"t"`, a timestamp's epoch seconds, when the string is one), `{"n": number}`, `{"b": boolean}`
+    or `{"l": list}`, so that a rule compiled to a jsonpath (segments/rules.py) compares like with like.
+    `attributes` is an object: the document's function refuses anything else. The row goes with its
+    user: the foreign key is ON DELETE CASCADE in the database (migration 0002).
+    """
+
+    user = models.OneToOneField(
+        User, primary_key=True, on_delete=models.CASCADE, db_constraint=False, related_name="attributes"
+    )
+    attributes = models.JSONField(default=dict)
+    document = models.GeneratedField(
+        expression=models.Func(
+            models.F("attributes"), function="users_attributes_document", output_field=models.JSONField()
+        ),
+        output_field=models.JSONField(),
+        db_persist=True,
+    )
+    updated_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        verbose_name_plural = "user attributes"
+        indexes = [
+            GinIndex(fields=["document"], opclasses=["jsonb_path_ops"], name="user_attributes_document"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attributes of {self.user_id}"
