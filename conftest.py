@@ -1,5 +1,6 @@
 """Fixtures for every app's tests, and the helpers tests share, each handed out as a fixture."""
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -31,6 +32,47 @@ def _fast_password_hasher(settings):
     """Staff users and admin logins hash a password each time: in-process tests use a fast hasher (servers
     the tests start keep the production one)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _journal_context(request):
+    """Tests may create segments and memberships through the ORM: the journal writes them with source `api` and
+    actor `tests`, set for the test's database session. Services set their own for their transactions (as in
+    production, where nothing is set for the session), so what they write is journaled as they say. Tests
+    marked `journal_unset` run without it, as do the servers live tests start."""
+    names = set(request.fixturenames)
+    if request.node.get_closest_marker("journal_unset") or not (
+        names & {"db", "transactional_db"} or request.node.get_closest_marker("django_db")
+    ):
+        yield
+        return
+    request.getfixturevalue("transactional_db" if "transactional_db" in names else "db")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('segments.source', 'api', false), set_config('segments.actor', 'tests', false)"
+        )
+    yield
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET segments.source; RESET segments.actor")
+    except Exception:
+        pass  # the test closed or broke its connection: the settings went with it
+
+
+@pytest.fixture
+def without_journal(db):
+    """A context manager: memberships written within it get no history (as data from before the journal had
+    its triggers, or a state the journal never makes), in the test's transaction only."""
+
+    @contextmanager
+    def off():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")  # no triggers fire (tests run as superuser)
+        yield
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = origin")
+
+    return off
 
 
 @pytest.fixture(autouse=True)

@@ -155,9 +155,9 @@ def import_sql(segment_id: int, table: str) -> str:
     """The import's INSERT … SELECT … ON CONFLICT of every id in `table` into the segment, wrapped by
     changes_record (history and events in the same statement), as the SQL text it sends (not run)."""
     from django.db import connection
+    from segments.services.history import changed_at, changes_record
 
     from core.db import CLOCK
-    from segments.services.history import changed_at, changes_record
 
     change = (
         "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"

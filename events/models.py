@@ -1,21 +1,30 @@
 """The event log (membership and segment events) and the webhooks that receive it.
 
-Events are written by SQL in the same statement as each history row (segments/services/history.py
-and segments_memberships_update, segments/migrations/sql/0007_memberships_update_events.sql, write
-this table by name); this app owns the table and everything that reads it. `position` is given
-later, in commit order (events/services/log.py).
+Events are written by this app's triggers (migrations/sql/0006_event_journal.sql), in the statement that
+makes their change: one for each history row segments' membership journal writes, one for each segment
+created, changed or deleted. This app owns the table, what writes it and everything that reads it.
+`position` is given later, in commit order (events/services/log.py).
 """
 
 from django.db import models
 
 
+class EventType(models.TextChoices):
+    """Every event type, in one place: the triggers write `membership.<history operation>` and
+    `segment.created|updated|deleted`, and the table's check constraint holds them to this list."""
+
+    ADDED = "membership.added"
+    REMOVED = "membership.removed"
+    SEGMENT_CREATED = "segment.created"
+    SEGMENT_UPDATED = "segment.updated"
+    SEGMENT_DELETED = "segment.deleted"
+
+
+MEMBERSHIP_EVENT_TYPES = frozenset({EventType.ADDED, EventType.REMOVED})
+
+
 class Event(models.Model):
-    class Type(models.TextChoices):
-        ADDED = "membership.added"
-        REMOVED = "membership.removed"
-        SEGMENT_CREATED = "segment.created"
-        SEGMENT_UPDATED = "segment.updated"
-        SEGMENT_DELETED = "segment.deleted"
+    Type = EventType
 
     type = models.CharField(max_length=20, choices=Type.choices)
     user_id = models.BigIntegerField(null=True)
@@ -37,6 +46,7 @@ class Event(models.Model):
             models.UniqueConstraint(
                 fields=["position"], condition=models.Q(position__isnull=False), name="event_position_unique"
             ),
+            models.CheckConstraint(condition=models.Q(type__in=EventType.values), name="event_type_valid"),
         ]
 
     def __str__(self) -> str:

@@ -19,7 +19,7 @@ from datetime import datetime
 from django.db import connection
 
 from core.errors import ValidationFailed
-from users.attributes import KEY, text_error
+from segments.attributes import KEY, text_error
 
 MAX_NODES = 100
 MAX_DEPTH = 5

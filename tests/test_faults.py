@@ -83,6 +83,7 @@ def test_postgres_restart__under_load__503_during_outage_then_recovers_and_nothi
     token = manage("create_api_token", "faults", url=cluster.url).strip().splitlines()[-1]
     with closing(cluster.connect()) as conn, conn, conn.cursor() as cursor:
         cursor.execute("INSERT INTO users_user (id, created_at) SELECT g, now() FROM generate_series(1, 40) g")
+        cursor.execute("SELECT set_config('segments.actor', 'tests', true)")  # who: the journal's segment events
         cursor.executemany(
             "INSERT INTO segments_segment (slug, description, rollout_percent) VALUES (%s, '', 0)",
             [(s,) for s in SLUGS],

@@ -27,6 +27,7 @@ def _setup(manage, cluster, replica) -> str:
     token = manage("create_api_token", "replica-tests", url=cluster.url).strip().splitlines()[-1]
     with closing(cluster.connect()) as conn, conn, conn.cursor() as cursor:
         cursor.execute("INSERT INTO users_user (id, created_at) SELECT i, now() FROM generate_series(1, 20) i")
+        cursor.execute("SELECT set_config('segments.actor', 'tests', true)")  # who: the journal's segment events
         cursor.execute(
             "INSERT INTO segments_segment (slug, description, rollout_percent, created_at, updated_at)"
             " SELECT 'V' || i, '', 0, now(), now() FROM generate_series(0, %s) i",

@@ -20,7 +20,7 @@ class User(models.Model):
 
 
 class UserAttributes(models.Model):
-    """A user's attributes (users/attributes.py), and the document segment rules are evaluated against.
+    """A user's attributes (segments/attributes.py), and the document segment rules are evaluated against.
 
     `document` is derived by the database (users_attributes_document, migration 0002): each attribute
     under its key as an object naming its type, `{"s": string}` (with `"v"`, a version's sortable key,

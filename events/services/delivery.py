@@ -29,7 +29,7 @@ from django.utils import timezone
 from rest_framework.fields import DateTimeField
 from standardwebhooks.webhooks import Webhook as Signer
 
-from events.models import Delivery, Message, Webhook
+from events.models import MEMBERSHIP_EVENT_TYPES, Delivery, Message, Webhook
 from events.services.addresses import AddressRefused, address_resolve, url_parts
 from events.services.filters import wanted_sql
 
@@ -51,7 +51,7 @@ def event_json(row: dict) -> dict:
     """An event as API.md shows it: membership events with user, source and actor; segment events with changes."""
     at = _at.to_representation(row["at"])
     event = {"id": f"evt_{row['id']}", "type": row["type"], "segment": row["segment"], "at": at}
-    if row["type"].startswith("membership."):
+    if row["type"] in MEMBERSHIP_EVENT_TYPES:
         event.update(user_id=row["user_id"], source=row["source"], actor=row["actor"])
     else:
         event["actor"] = row["actor"]

@@ -28,9 +28,9 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from core.db import CLOCK
 from segments.models import Import
 from segments.services.expiry import memberships_expire
-from segments.services.history import changed_at, changes_record
 from segments.services.import_files import import_file_delete, import_file_lines
 from segments.services.import_lines import LineParser
+from segments.services.journal import journal
 from segments.services.rollout import rollout_join_users
 
 logger = logging.getLogger(__name__)
@@ -243,26 +243,27 @@ def _apply_chunk(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
         segment_id, current = _locked(cursor, import_id)
         if current.done >= current.total:
             return False
-        lines = [current.done, min(current.done + chunk_lines, current.total)]  # n in (first, last]
-        memberships_expire(segment_id=segment_id)
-        counts = _Counts()
-        if current.register and current.mode != Import.Mode.REMOVE:
-            counts.registered = _register_listed(cursor, stage, lines, current.actor)
-        cursor.execute(
-            f"SELECT count(*), count(u.id) FROM {stage.table} i LEFT JOIN users_user u ON u.id = i.user_id"
-            " WHERE i.n > %s AND i.n <= %s",
-            lines,
-        )
-        rows, known = cursor.fetchone()
-        counts.unknown_users = rows - known
-        if counts.unknown_users and len(current.unknown_user_ids) < MAX_PROBLEMS:
-            _list_unknown(cursor, stage, lines, current)
-        if current.mode == Import.Mode.REMOVE:
-            counts.removed = _remove_listed(stage, lines, segment_id, current.actor)
-        else:
-            counts.added = _add_listed(cursor, stage, lines, segment_id, current)
-            counts.already_member = known - counts.added
-        _count(cursor, import_id, counts, done=lines[1])
+        with journal(source="import", actor=current.actor):
+            lines = [current.done, min(current.done + chunk_lines, current.total)]  # n in (first, last]
+            memberships_expire(segment_id=segment_id)
+            counts = _Counts()
+            if current.register and current.mode != Import.Mode.REMOVE:
+                counts.registered = _register_listed(cursor, stage, lines, current.actor)
+            cursor.execute(
+                f"SELECT count(*), count(u.id) FROM {stage.table} i LEFT JOIN users_user u ON u.id = i.user_id"
+                " WHERE i.n > %s AND i.n <= %s",
+                lines,
+            )
+            rows, known = cursor.fetchone()
+            counts.unknown_users = rows - known
+            if counts.unknown_users and len(current.unknown_user_ids) < MAX_PROBLEMS:
+                _list_unknown(cursor, stage, lines, current)
+            if current.mode == Import.Mode.REMOVE:
+                counts.removed = _remove_listed(cursor, stage, lines, segment_id)
+            else:
+                counts.added = _add_listed(cursor, stage, lines, segment_id, current)
+                counts.already_member = known - counts.added
+            _count(cursor, import_id, counts, done=lines[1])
     return True
 
 
@@ -306,7 +307,7 @@ def _add_listed(cursor, stage: _Stage, lines: list[int], segment_id: int, curren
         f" AND (m.source, m.expires_at) IS DISTINCT FROM ('manual', {new_expiry})",
         [expiry, *lines, segment_id, expiry],
     )
-    return changes_record(
+    cursor.execute(
         "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
         f" SELECT i.user_id, %s, 'manual', {CLOCK}, {new_expiry}"
         f" FROM {stage.table} i JOIN users_user u ON u.id = i.user_id WHERE i.n > %s AND i.n <= %s"
@@ -314,24 +315,19 @@ def _add_listed(cursor, stage: _Stage, lines: list[int], segment_id: int, curren
         # rows are locked in one order whoever locks them. KEY SHARE first, as the foreign key check
         # would take it at the end: a user being deleted is waited for and skipped rather than failing the chunk.
         " ORDER BY i.user_id FOR KEY SHARE OF u"
-        f" ON CONFLICT (user_id, segment_id) DO NOTHING RETURNING user_id, segment_id, {changed_at()}",
+        " ON CONFLICT (user_id, segment_id) DO NOTHING",
         [segment_id, expiry, *lines],
-        operation="added",
-        source="import",
-        actor=current.actor,
     )
+    return cursor.rowcount
 
 
-def _remove_listed(stage: _Stage, lines: list[int], segment_id: int, actor: str) -> int:
-    return changes_record(
+def _remove_listed(cursor, stage: _Stage, lines: list[int], segment_id: int) -> int:
+    cursor.execute(
         f"DELETE FROM segments_membership m USING {stage.table} i"
-        " WHERE i.n > %s AND i.n <= %s AND m.segment_id = %s AND m.user_id = i.user_id"
-        f" RETURNING m.user_id, m.segment_id, {changed_at()}",
+        " WHERE i.n > %s AND i.n <= %s AND m.segment_id = %s AND m.user_id = i.user_id",
         [*lines, segment_id],
-        operation="removed",
-        source="import",
-        actor=actor,
     )
+    return cursor.rowcount
 
 
 def _remove_unlisted(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
@@ -340,16 +336,14 @@ def _remove_unlisted(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
     with transaction.atomic(), connection.cursor() as cursor:
         segment_id, current = _locked(cursor, import_id)
         memberships_expire(segment_id=segment_id)
-        removed = changes_record(
-            "DELETE FROM segments_membership WHERE id IN ("
-            " SELECT m.id FROM segments_membership m WHERE m.segment_id = %s AND m.source = 'manual'"
-            f" AND NOT EXISTS (SELECT 1 FROM {stage.table} i WHERE i.user_id = m.user_id) LIMIT %s)"
-            f" RETURNING user_id, segment_id, {changed_at()}",
-            [segment_id, chunk_lines],
-            operation="removed",
-            source="import",
-            actor=current.actor,
-        )
+        with journal(source="import", actor=current.actor):
+            cursor.execute(
+                "DELETE FROM segments_membership WHERE id IN ("
+                " SELECT m.id FROM segments_membership m WHERE m.segment_id = %s AND m.source = 'manual'"
+                f" AND NOT EXISTS (SELECT 1 FROM {stage.table} i WHERE i.user_id = m.user_id) LIMIT %s)",
+                [segment_id, chunk_lines],
+            )
+            removed = cursor.rowcount
         _count(cursor, import_id, _Counts(removed=removed), done=current.done)
     return removed == chunk_lines
 

@@ -12,7 +12,7 @@ from core.errors import UserNotFound, ValidationFailed
 from segments.errors import SegmentNotFound
 from segments.models import EXPIRES_BEFORE
 from segments.services.expiry import memberships_expire
-from segments.services.history import changed_at, changes_record
+from segments.services.journal import journal
 
 MAX_TTL_SECONDS = 100 * 366 * 24 * 3600
 
@@ -116,20 +116,16 @@ def _slugs_in(exc: DatabaseError) -> list[str]:
 def memberships_remove_all(
     *, user_id: int | None = None, segment_id: int | None = None, source: str, actor: str
 ) -> int:
-    """Remove every membership of a user or of a segment that is being deleted, one event each.
+    """Remove every membership of a user or of a segment that is being deleted (the journal writes each).
 
     Due memberships leave first as `ttl` removals at their expiry; the rest with `source`.
     Returns how many left with `source`. Runs in the caller's transaction.
     """
     column, value = ("user_id", user_id) if user_id is not None else ("segment_id", segment_id)
     memberships_expire(**{column: value})
-    return changes_record(
-        f"DELETE FROM segments_membership WHERE {column} = %s RETURNING user_id, segment_id, {changed_at()}",
-        [value],
-        operation="removed",
-        source=source,
-        actor=actor,
-    )
+    with journal(source=source, actor=actor), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM segments_membership WHERE {column} = %s", [value])
+        return cursor.rowcount
 
 
 def _check_lists(add: list[AddItem], remove: list[str]) -> None:

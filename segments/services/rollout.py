@@ -11,7 +11,7 @@ from segments.db import bucket_sql, rollout_lock
 from segments.errors import SegmentNotFound
 from segments.selectors import active_sql
 from segments.services.expiry import memberships_expire
-from segments.services.history import changed_at, changes_record, segment_event_record
+from segments.services.journal import journal
 
 
 def bucket(slug: str, user_id: int) -> int:
@@ -44,11 +44,11 @@ def rollout_apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool = Fa
     one segment serialise on the segment row. Runs inside the caller's transaction if any.
     """
     percent = Decimal(str(percent))
-    with transaction.atomic():
-        return _apply(slug=slug, percent=percent, actor=actor, dry_run=dry_run)
+    with transaction.atomic(), journal(source="rollout", actor=actor):
+        return _apply(slug=slug, percent=percent, dry_run=dry_run)
 
 
-def _apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool) -> RolloutResult:
+def _apply(*, slug: str, percent: Decimal, dry_run: bool) -> RolloutResult:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT id, rollout_percent FROM segments_segment WHERE slug = %s FOR NO KEY UPDATE",
@@ -67,32 +67,25 @@ def _apply(*, slug: str, percent: Decimal, actor: str, dry_run: bool) -> Rollout
                 f"UPDATE segments_segment SET rollout_percent = %s, updated_at = {CLOCK} WHERE id = %s",
                 [percent, segment_id],
             )
-            changes = {"rollout_percent": [float(old_percent), float(percent)]}
-            segment_event_record(segment_id=segment_id, type="updated", actor=actor, changes=changes)
-    memberships_expire(segment_id=segment_id)
-    removed = changes_record(
-        "DELETE FROM segments_membership WHERE segment_id = %s AND source = 'rollout'"
-        f" AND {bucket_sql('%s', 'user_id')} >= %s RETURNING user_id, segment_id, {changed_at()}",
-        [segment_id, slug, limit],
-        operation="removed",
-        source="rollout",
-        actor=actor,
-    )
-    added = 0
-    if limit > 0:
-        added = changes_record(
-            "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
-            f" SELECT u.id, %s, 'rollout', {CLOCK}, NULL FROM users_user u"
-            # KEY SHARE, as the foreign key check would take at commit: a user being deleted is waited
-            # for and skipped, rather than failing this whole transaction at its end.
-            f" WHERE {bucket_sql('%s', 'u.id')} < %s FOR KEY SHARE"
-            " ON CONFLICT (user_id, segment_id) DO NOTHING"
-            f" RETURNING user_id, segment_id, {changed_at()}",
+        memberships_expire(segment_id=segment_id)
+        cursor.execute(
+            "DELETE FROM segments_membership WHERE segment_id = %s AND source = 'rollout'"
+            f" AND {bucket_sql('%s', 'user_id')} >= %s",
             [segment_id, slug, limit],
-            operation="added",
-            source="rollout",
-            actor=actor,
         )
+        removed = cursor.rowcount
+        added = 0
+        if limit > 0:
+            cursor.execute(
+                "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
+                f" SELECT u.id, %s, 'rollout', {CLOCK}, NULL FROM users_user u"
+                # KEY SHARE, as the foreign key check would take at commit: a user being deleted is waited
+                # for and skipped, rather than failing this whole transaction at its end.
+                f" WHERE {bucket_sql('%s', 'u.id')} < %s FOR KEY SHARE"
+                " ON CONFLICT (user_id, segment_id) DO NOTHING",
+                [segment_id, slug, limit],
+            )
+            added = cursor.rowcount
     return RolloutResult(slug, percent, added, removed)
 
 
@@ -121,19 +114,16 @@ def rollout_join_users(*, user_ids: list[int], actor: str) -> int:
     rolled-out segments FOR KEY SHARE, so that a segment being deleted is waited for.
     """
     rollout_lock(shared=True)
-    with connection.cursor() as cursor:
+    with journal(source="rollout", actor=actor), connection.cursor() as cursor:
         cursor.execute("SELECT id FROM segments_segment WHERE rollout_percent > 0 ORDER BY id FOR KEY SHARE")
         if not cursor.fetchall():
             return 0
-    return changes_record(
-        "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
-        f" SELECT u.id, s.id, 'rollout', {CLOCK}, NULL FROM users_user u CROSS JOIN segments_segment s"
-        " WHERE u.id = ANY(%s) AND s.rollout_percent > 0"
-        f" AND {bucket_sql('s.slug', 'u.id')} < CAST(ROUND(s.rollout_percent * 100) AS INTEGER)"
-        " ON CONFLICT (user_id, segment_id) DO NOTHING"
-        f" RETURNING user_id, segment_id, {changed_at()}",
-        [list(user_ids)],
-        operation="added",
-        source="rollout",
-        actor=actor,
-    )
+        cursor.execute(
+            "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
+            f" SELECT u.id, s.id, 'rollout', {CLOCK}, NULL FROM users_user u CROSS JOIN segments_segment s"
+            " WHERE u.id = ANY(%s) AND s.rollout_percent > 0"
+            f" AND {bucket_sql('s.slug', 'u.id')} < CAST(ROUND(s.rollout_percent * 100) AS INTEGER)"
+            " ON CONFLICT (user_id, segment_id) DO NOTHING",
+            [list(user_ids)],
+        )
+        return cursor.rowcount

@@ -7,7 +7,7 @@ from django.db.models.functions import Now
 
 from segments.errors import SegmentExists, SegmentNotFound
 from segments.models import Segment
-from segments.services.history import segment_event_record
+from segments.services.journal import journal
 from segments.services.memberships import memberships_remove_all
 from segments.services.rollout import rollout_apply
 
@@ -22,14 +22,12 @@ def segment_get(*, slug: str) -> Segment:
 def segment_create(*, slug: str, description: str = "", rollout_percent: Decimal = Decimal(0), actor: str) -> Segment:
     """Create a segment (a `segment.created` event); with a rollout percent, its covered users join
     in the same transaction."""
-    with transaction.atomic():
+    with transaction.atomic(), journal(actor=actor):
         try:
             with transaction.atomic():
                 segment = Segment.objects.create(slug=slug, description=description, rollout_percent=rollout_percent)
         except IntegrityError:
             raise SegmentExists(slug) from None
-        changes = {"description": [None, description], "rollout_percent": [None, float(rollout_percent)]}
-        segment_event_record(segment_id=segment.pk, type="created", actor=actor, changes=changes)
         if rollout_percent:
             rollout_apply(slug=slug, percent=rollout_percent, actor=actor)
     return Segment.objects.get(pk=segment.pk)
@@ -38,16 +36,15 @@ def segment_create(*, slug: str, description: str = "", rollout_percent: Decimal
 def segment_update(
     *, slug: str, description: str | None = None, rollout_percent: Decimal | None = None, actor: str
 ) -> Segment:
-    """Change the fields given (None leaves a field as it is)."""
-    with transaction.atomic():
+    """Change the fields given (None leaves a field as it is); a `segment.updated` event for each write that
+    changes one."""
+    with transaction.atomic(), journal(actor=actor):
         found = list(Segment.objects.raw("SELECT * FROM segments_segment WHERE slug = %s FOR NO KEY UPDATE", [slug]))
         segment = found[0] if found else None
         if segment is None:
             raise SegmentNotFound([slug])
         if description is not None and description != segment.description:
             Segment.objects.filter(pk=segment.pk).update(description=description, updated_at=Now())
-            changes = {"description": [segment.description, description]}
-            segment_event_record(segment_id=segment.pk, type="updated", actor=actor, changes=changes)
         if rollout_percent is not None and Decimal(rollout_percent) != segment.rollout_percent:
             rollout_apply(slug=slug, percent=rollout_percent, actor=actor)
     return Segment.objects.get(pk=segment.pk)
@@ -80,7 +77,6 @@ def segment_delete(*, slug: str, actor: str) -> int:
                 raise SegmentNotFound([slug])
             segment_id = row[0]
         removed = memberships_remove_all(segment_id=segment_id, source="segment_deleted", actor=actor)
-        segment_event_record(segment_id=segment_id, type="deleted", actor=actor)
-        with connection.cursor() as cursor:
+        with journal(actor=actor), connection.cursor() as cursor:
             cursor.execute("DELETE FROM segments_segment WHERE id = %s", [segment_id])
     return removed

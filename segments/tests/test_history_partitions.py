@@ -66,7 +66,7 @@ def test_migration__rows_across_months__same_rows_and_ids_each_in_its_month(late
 
 
 def test_insert__service_and_old_month__each_lands_in_its_month_partition(users, segments, event):
-    memberships_update(user_id=1000, add=[AddItem("AVITO_DISCOUNT_30")], remove=[], source="api", actor="")
+    memberships_update(user_id=1000, add=[AddItem("AVITO_DISCOUNT_30")], remove=[], source="api", actor="crm")
     event(1002, "AVITO_DISCOUNT_30", "added", datetime(2019, 4, 30, 23, 59, 59, tzinfo=UTC))
     where = {row[1]: row[7] for row in _rows()}
     assert where[1000] == f"segments_historyevent_{_now_month()}"

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from core.errors import ValidationFailed
-from users.attributes import attributes_clean, attributes_merge
+from segments.attributes import attributes_clean, attributes_merge
 from users.models import User, UserAttributes
 from users.services import user_delete
 

@@ -1,4 +1,4 @@
-"""A user's attributes as the contract has them: checking a write and applying a merge patch.
+"""Users' attributes as the contract has them (what rules read): checking a write and applying a merge patch.
 
 Attributes are a JSON object: at most MAX_KEYS keys and MAX_BYTES bytes of compact UTF-8 JSON; a key
 matches KEY; a value is a string of at most MAX_STRING characters, a finite number, a boolean, or a
