@@ -79,6 +79,8 @@ def test_segments_migrations__replayed__install_each_frozen_function_in_turn():
         executor.loader.build_graph()
         executor.migrate([node])
         for path in _frozen_files(*node):
+            if path.stem.endswith("_reverse"):
+                continue  # what undoing the migration installs
             for function, body in FUNCTION.findall(path.read_text()):
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [function])

@@ -1,6 +1,6 @@
 """Users' attributes, and the document segment rules are evaluated against (a stored generated column).
 
-The document's functions are frozen in sql/0002_attributes_document.sql, installed before the table whose
+The document's functions are frozen in sql/0002_attributes.sql, installed before the table whose
 generated column calls them. The foreign key to the user is ON DELETE CASCADE in the database (the field
 declares no constraint of its own), so deleting a user by SQL deletes its attributes too.
 """
@@ -26,8 +26,8 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(
-            (SQL / "0002_attributes_document.sql").read_text(),
-            (SQL / "0002_attributes_document_reverse.sql").read_text(),
+            (SQL / "0002_attributes.sql").read_text(),
+            (SQL / "0002_attributes_reverse.sql").read_text(),
         ),
         migrations.CreateModel(
             name="UserAttributes",
