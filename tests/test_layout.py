@@ -70,3 +70,20 @@ def test_no_module__imports_a_test_module(path):
         )
 
     assert {name for name in _imports(path) if is_test_module(name)} == set()
+
+
+def test_segments__never_names_the_event_log():
+    """The events app writes its table (its triggers on history and segments); segments' code, SQL and docs do not
+    name it. Frozen migration files from before the journal (sql/0007, and 0014's reverse, which reinstalls it)
+    keep the text they installed."""
+    frozen = {"0007_memberships_update_events.sql", "0014_membership_journal_reverse.sql"}
+    named = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "segments").rglob("*")
+        if path.is_file()
+        and path.suffix in (".py", ".sql", ".html", ".md")
+        and "tests" not in path.parts
+        and path.name not in frozen
+        and "events_event" in path.read_text()
+    ]
+    assert named == []
