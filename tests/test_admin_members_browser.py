@@ -9,8 +9,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.auth import token_create
-from segments.models import Import, Membership, Segment
-from segments.services import AddItem, import_run, memberships_update
+from segments.models import Import, Membership
+from segments.services import AddItem, import_run, memberships_update, segment_create
 from users.models import User
 
 pytestmark = pytest.mark.browser
@@ -34,7 +34,7 @@ def test_add_members_in_browser__many_ids_with_a_ttl_and_an_unknown_id__refused_
     pm_page, live_server
 ):
     page = pm_page
-    segment = Segment.objects.create(slug="AVITO_DISCOUNT_30")
+    segment = segment_create(slug="AVITO_DISCOUNT_30", actor="tests")
     page.goto(f"{live_server.url}/admin/segments/segment/{segment.pk}/change/")
     page.click('.object-tools a:text-is("Add members")')  # the sidebar reads "+ Add Memberships" too
     assert page.locator("#id_segment option[selected]").inner_text() == "AVITO_DISCOUNT_30"
@@ -67,8 +67,8 @@ def test_export_import_and_imports_list_in_browser__round_trip_and_api_import_li
     pm_page, live_server
 ):
     page = pm_page
-    source = Segment.objects.create(slug="SPRING")
-    copy = Segment.objects.create(slug="SPRING_COPY")
+    source = segment_create(slug="SPRING", actor="tests")
+    copy = segment_create(slug="SPRING_COPY", actor="tests")
     memberships_update(user_id=1001, add=[AddItem(slug="SPRING")], remove=[], source="api", actor="setup")
     until = datetime(2035, 1, 1, tzinfo=UTC)
     memberships_update(user_id=1002, add=[AddItem(slug="SPRING", expires_at=until)], remove=[], source="api", actor="x")

@@ -9,7 +9,7 @@ import pytest
 
 from events.models import Delivery, Webhook
 from events.services.delivery import webhook_deliver_next
-from segments.models import Segment
+from segments.services import segment_create
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +28,10 @@ def test_webhook_admin_in_browser__add_refuse_all_disable_enable_ping_deliveries
     signed_in_page, live_server, receiver, private_receivers
 ):
     page = signed_in_page
-    Segment.objects.bulk_create([Segment(slug="S1"), Segment(slug="S2")])
+    (
+        segment_create(slug="S1", actor="tests"),
+        segment_create(slug="S2", actor="tests"),
+    )  # services: the journal knows who
 
     page.goto(f"{live_server.url}/admin/events/webhook/add/")
     page.fill("#id_url", "htp://93.184.215.14/hooks")  # a typo: no scheme the API accepts
