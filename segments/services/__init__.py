@@ -1,6 +1,6 @@
 """Business logic of segments: every write to segments, memberships and history is here."""
 
-from segments.services.automatic import AutomaticResult, automatic_apply, automatic_verify
+from segments.services.automatic import AutomaticResult, automatic_apply, automatic_verify, relative_rules_apply
 from segments.services.exclusions import exclusion_delete
 from segments.services.expiry import memberships_expire
 from segments.services.history_partitions import history_partitions, history_partitions_ensure, history_purge
@@ -46,6 +46,7 @@ __all__ = [
     "memberships_expire",
     "memberships_remove_all",
     "memberships_update",
+    "relative_rules_apply",
     "rollout_apply",
     "rollout_join_users",
     "segment_create",

@@ -265,3 +265,15 @@ def automatic_verify(*, segment_ids: list[int] | None = None) -> list[tuple[str,
             [*desired_params, *scope_params],
         )
         return cursor.fetchall()
+
+
+def relative_rules_apply() -> int:
+    """The time sweep: re-evaluate the segments whose rule reads the time (`-P30D`), as actor `system`; returns
+    how many memberships changed. The worker runs it every minute (tasks.py)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT segment_id FROM segments_segmentrule WHERE relative ORDER BY segment_id")
+        segment_ids = [row[0] for row in cursor.fetchall()]
+    if not segment_ids:
+        return 0
+    result = automatic_apply(actor="system", segment_ids=segment_ids, rules_only=True)
+    return result.added + result.removed
