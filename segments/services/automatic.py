@@ -119,9 +119,12 @@ def definition_with(definition: Definition, *, rule: CompiledRule | None = ..., 
     return changed if percent is None else replace(changed, limit=threshold(percent))
 
 
-def matching_sql(rule: CompiledRule | None, *, user_ids: list[int] | None = None) -> tuple[str, list]:
-    """`SELECT <user id> AS user_id FROM … WHERE …` of the registered users (of `user_ids`) that `rule`
-    matches (everyone when None): the one place a rule meets users."""
+def matching_sql(rule: CompiledRule | None, *, scoped: bool = False, lock: bool = False) -> tuple[str, list]:
+    """`SELECT <user id> AS user_id FROM … WHERE …` of the registered users that `rule` matches (everyone
+    when None), only those in the statement's `scope_users` (see _with) when `scoped`: the one place a rule
+    meets users. `lock`: the users FOR KEY SHARE, as the foreign key check of their insert would take it at
+    the statement's end, so that a user being deleted is waited for and skipped, rather than failing the
+    whole statement."""
     if rule is None:
         sql, column, params = "SELECT u.id AS user_id FROM users_user u WHERE true", "u.id", []
     elif rule.matches_empty:
@@ -134,54 +137,60 @@ def matching_sql(rule: CompiledRule | None, *, user_ids: list[int] | None = None
     else:
         # Every attributes row has its user (foreign key): the scan of attributes alone is exact.
         predicate, params = rule_predicate(rule, document="a.document")
-        sql, column = f"SELECT a.user_id AS user_id FROM users_userattributes a WHERE {predicate}", "a.user_id"
-    if user_ids is not None:
-        sql += f" AND {column} = ANY(%s)"
-        params = [*params, list(user_ids)]
+        join = " JOIN users_user u ON u.id = a.user_id" if lock else ""
+        sql, column = f"SELECT a.user_id AS user_id FROM users_userattributes a{join} WHERE {predicate}", "a.user_id"
+    if scoped:
+        sql += f" AND {column} IN (SELECT id FROM scope_users)"
+    if lock:
+        sql += " FOR KEY SHARE OF u"
     return sql, params
 
 
-def desired_sql(definitions: list[Definition], *, user_ids: list[int] | None = None) -> tuple[str, list]:
-    """`SELECT user_id, segment_id` of the automatic members the definitions give (of `user_ids`)."""
-    parts, params = [], []
+def _with(definitions: list[Definition], user_ids: list[int] | None, *, lock: bool = False) -> tuple[str, list]:
+    """The statement's `WITH`: `desired` (user_id, segment_id), the automatic members the definitions give,
+    of `scope_users` (the users evaluated, sent once) when `user_ids` is given; `lock`: see matching_sql."""
+    prefix, params = "WITH ", []
+    if user_ids is not None:
+        prefix += "scope_users AS MATERIALIZED (SELECT DISTINCT unnest(%s::bigint[]) AS id), "
+        params.append(list(user_ids))
+    parts = []
     for definition in definitions:
         if definition.limit <= 0:
             continue
-        matching, matching_params = matching_sql(definition.rule, user_ids=user_ids)
+        matching, matching_params = matching_sql(definition.rule, scoped=user_ids is not None, lock=lock)
         parts.append(
             f"SELECT d.user_id, %s::bigint AS segment_id FROM ({matching}) d"
             f" WHERE {bucket_sql('%s', 'd.user_id')} < %s AND NOT EXISTS ("
             " SELECT 1 FROM segments_exclusion e WHERE e.segment_id = %s AND e.user_id = d.user_id)"
         )
         params += [definition.id, *matching_params, definition.slug, definition.limit, definition.id]
-    if not parts:
-        return "SELECT NULL::bigint AS user_id, NULL::bigint AS segment_id WHERE false", []
-    return " UNION ALL ".join(parts), params
+    desired = " UNION ALL ".join(parts) or "SELECT NULL::bigint AS user_id, NULL::bigint AS segment_id WHERE false"
+    return f"{prefix}desired AS MATERIALIZED ({desired})", params
 
 
-def _scope(definitions: list[Definition], user_ids: list[int] | None, alias: str = "m") -> tuple[str, list]:
-    sql, params = f"{alias}.segment_id = ANY(%s)", [[definition.id for definition in definitions]]
+def _scope(definitions: list[Definition], user_ids: list[int] | None) -> tuple[str, list]:
+    """SQL for "membership m is of these segments (and of the users evaluated)"."""
+    sql = "m.segment_id = ANY(%s)"
     if user_ids is not None:
-        sql += f" AND {alias}.user_id = ANY(%s)"
-        params.append(list(user_ids))
-    return sql, params
+        sql += " AND m.user_id IN (SELECT id FROM scope_users)"
+    return sql, [[definition.id for definition in definitions]]
 
 
 def automatic_count(definitions: list[Definition], *, user_ids: list[int] | None = None) -> tuple[int, int]:
     """(added, removed): the changes that applying the definitions would make now (nothing is changed)."""
     if not definitions:
         return 0, 0
-    desired, desired_params = desired_sql(definitions, user_ids=user_ids)
+    with_sql, with_params = _with(definitions, user_ids)
     scope, scope_params = _scope(definitions, user_ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH desired AS MATERIALIZED ({desired})"
+            f"{with_sql}"
             " SELECT (SELECT count(*) FROM desired d WHERE NOT EXISTS (SELECT 1 FROM segments_membership m"
             f"   WHERE m.user_id = d.user_id AND m.segment_id = d.segment_id AND {active_sql('m')})),"
             f" (SELECT count(*) FROM segments_membership m WHERE {scope} AND m.source IN {AUTOMATIC}"
             f"   AND {active_sql('m')} AND NOT EXISTS (SELECT 1 FROM desired d"
             "     WHERE d.user_id = m.user_id AND d.segment_id = m.segment_id))",
-            [*desired_params, *scope_params],
+            [*with_params, *scope_params],
         )
         added, removed = cursor.fetchone()
     return added, removed
@@ -190,7 +199,9 @@ def automatic_count(definitions: list[Definition], *, user_ids: list[int] | None
 def _apply(definitions: list[Definition], *, user_ids: list[int] | None, actor: str, details: bool) -> AutomaticResult:
     if not definitions:
         return AutomaticResult(0, 0, {} if details else None, {} if details else None)
-    scope, scope_params = _scope(definitions, user_ids, alias="segments_membership")
+    scope, scope_params = "segment_id = ANY(%s)", [[definition.id for definition in definitions]]
+    if user_ids is not None:
+        scope, scope_params = f"{scope} AND user_id = ANY(%s)", [*scope_params, list(user_ids)]
     with connection.cursor() as cursor:
         # Due memberships leave first (the journal writes them as `ttl`), so that their users can join again.
         cursor.execute(f"DELETE FROM segments_membership WHERE {scope} AND expires_at <= now()", scope_params)
@@ -214,11 +225,11 @@ def _apply_kind(
     definitions: list[Definition], *, kind: str, user_ids: list[int] | None, actor: str
 ) -> list[tuple[str, int, int]]:
     """Apply definitions of one kind in one statement; (operation, user id, segment id) of each change."""
-    desired, desired_params = desired_sql(definitions, user_ids=user_ids)
+    with_sql, with_params = _with(definitions, user_ids, lock=True)
     scope, scope_params = _scope(definitions, user_ids)
     with journal(source=kind, actor=actor), connection.cursor() as cursor:
         cursor.execute(
-            f"WITH desired AS MATERIALIZED ({desired}),"
+            f"{with_sql},"
             " removed AS ("
             f"  DELETE FROM segments_membership m WHERE {scope} AND m.source IN {AUTOMATIC}"
             "   AND NOT EXISTS (SELECT 1 FROM desired d WHERE d.user_id = m.user_id AND d.segment_id = m.segment_id)"
@@ -236,7 +247,7 @@ def _apply_kind(
             f"   AND m.source IN {AUTOMATIC} AND m.source <> %s)"
             " SELECT 'added', user_id, segment_id FROM added"
             " UNION ALL SELECT 'removed', user_id, segment_id FROM removed",
-            [*desired_params, *scope_params, kind, kind, kind],
+            [*with_params, *scope_params, kind, kind, kind],
         )
         return cursor.fetchall()
 
@@ -248,11 +259,11 @@ def automatic_verify(*, segment_ids: list[int] | None = None) -> list[tuple[str,
     definitions = segment_definitions(segment_ids=segment_ids)
     if not definitions:
         return []
-    desired, desired_params = desired_sql(definitions)
+    with_sql, with_params = _with(definitions, None)
     scope, scope_params = _scope(definitions, None)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH desired AS MATERIALIZED ({desired})"
+            f"{with_sql}"
             " SELECT s.slug, w.user_id, w.problem FROM ("
             "  SELECT d.user_id, d.segment_id, 'missing' AS problem FROM desired d WHERE NOT EXISTS ("
             "   SELECT 1 FROM segments_membership m WHERE m.user_id = d.user_id AND m.segment_id = d.segment_id"
@@ -262,7 +273,7 @@ def automatic_verify(*, segment_ids: list[int] | None = None) -> list[tuple[str,
             f"   AND m.source IN {AUTOMATIC} AND {active_sql('m')} AND NOT EXISTS ("
             "   SELECT 1 FROM desired d WHERE d.user_id = m.user_id AND d.segment_id = m.segment_id)"
             " ) w JOIN segments_segment s ON s.id = w.segment_id ORDER BY s.slug, w.user_id",
-            [*desired_params, *scope_params],
+            [*with_params, *scope_params],
         )
         return cursor.fetchall()
 
