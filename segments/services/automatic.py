@@ -17,12 +17,15 @@ exclusion committed before it, and those after it see its definition; their call
 """
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
 
 from core.db import CLOCK
+from core.errors import UserNotFound
 from segments.db import bucket_sql, rollout_lock
+from segments.errors import SegmentNotFound
 from segments.rules import CompiledRule, rule_predicate
 from segments.selectors import active_sql
 from segments.services.journal import journal
@@ -288,3 +291,69 @@ def relative_rules_apply() -> int:
         return 0
     result = automatic_apply(actor="system", segment_ids=segment_ids, rules_only=True)
     return result.added + result.removed
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a user is, or is not, in a segment (API.md: GET /api/v1/users/{user_id}/segments/{slug}/)."""
+
+    user_id: int
+    segment: str
+    member: bool
+    source: str | None
+    added_at: datetime | None
+    expires_at: datetime | None
+    rule_matches: bool | None  # None: the segment has no rule
+    bucket: int
+    in_rollout: bool
+    excluded: bool
+
+
+def membership_explain(*, user_id: int, slug: str) -> Explanation:
+    """The user's membership of the segment and each part of its definition, evaluated by the same SQL as
+    the apply. UserNotFound, SegmentNotFound."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM users_user WHERE id = %s)", [user_id])
+        if not cursor.fetchone()[0]:
+            raise UserNotFound(user_id)
+        cursor.execute("SELECT id FROM segments_segment WHERE slug = %s", [slug])
+        row = cursor.fetchone()
+        if row is None:
+            raise SegmentNotFound([slug])
+        [definition] = segment_definitions(segment_ids=[row[0]])
+        cursor.execute(
+            f"SELECT m.source, m.added_at, m.expires_at FROM segments_membership m"
+            f" WHERE m.user_id = %s AND m.segment_id = %s AND {active_sql('m')}",
+            [user_id, definition.id],
+        )
+        membership = cursor.fetchone()
+        rule_matches = None
+        if definition.rule is not None:
+            matching, params = matching_sql(definition.rule, scoped=True)
+            cursor.execute(
+                "WITH scope_users AS (SELECT %s::bigint AS id)"
+                f" SELECT EXISTS ({matching}), {bucket_sql('%s', '%s::bigint')}",
+                [user_id, *params, definition.slug, user_id],
+            )
+            rule_matches, user_bucket = cursor.fetchone()
+        else:
+            cursor.execute(f"SELECT {bucket_sql('%s', '%s::bigint')}", [definition.slug, user_id])
+            user_bucket = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM segments_exclusion WHERE segment_id = %s AND user_id = %s)",
+            [definition.id, user_id],
+        )
+        excluded = cursor.fetchone()[0]
+    source, added_at, expires_at = membership or (None, None, None)
+    return Explanation(
+        user_id,
+        slug,
+        membership is not None,
+        source,
+        added_at,
+        expires_at,
+        rule_matches,
+        user_bucket,
+        user_bucket < definition.limit,
+        excluded,
+    )
