@@ -26,11 +26,12 @@ from core.db import CLOCK
 from core.errors import UserNotFound
 from segments.db import bucket_sql, rollout_lock
 from segments.errors import SegmentNotFound
-from segments.rules import CompiledRule, rule_predicate
+from segments.rules import CompiledRule, rule_predicate, rule_predicate_of
 from segments.selectors import active_sql
 from segments.services.journal import journal
 
 AUTOMATIC = "('rule', 'rollout')"
+NOBODY = "SELECT NULL::bigint AS user_id, NULL::bigint AS segment_id WHERE false"
 
 
 def threshold(percent: Decimal | int | float) -> int:
@@ -150,25 +151,51 @@ def matching_sql(rule: CompiledRule | None, *, scoped: bool = False, lock: bool 
 
 
 def _with(definitions: list[Definition], user_ids: list[int] | None, *, lock: bool = False) -> tuple[str, list]:
-    """The statement's `WITH`: `desired` (user_id, segment_id), the automatic members the definitions give,
-    of `scope_users` (the users evaluated, sent once) when `user_ids` is given; `lock`: see matching_sql."""
-    prefix, params = "WITH ", []
+    """The statement's `WITH`: `desired` (user_id, segment_id), the automatic members the definitions give;
+    of `scope_users` (the users evaluated, sent once) when `user_ids` is given. `lock`: see matching_sql.
+
+    Every user: a `UNION ALL` of each segment's scan (rule_predicate, which the index can serve). Some
+    users: one join of those users with every definition, each rule read from the definitions' column
+    (rule_predicate_of), planned once however many segments."""
+    definitions = [definition for definition in definitions if definition.limit > 0]  # others desire no one
     if user_ids is not None:
-        prefix += "scope_users AS MATERIALIZED (SELECT DISTINCT unnest(%s::bigint[]) AS id), "
-        params.append(list(user_ids))
-    parts = []
+        return _with_users(definitions, user_ids, lock=lock)
+    if not definitions:
+        return f"WITH desired AS ({NOBODY})", []
+    parts, params = [], []
     for definition in definitions:
-        if definition.limit <= 0:
-            continue
-        matching, matching_params = matching_sql(definition.rule, scoped=user_ids is not None, lock=lock)
+        matching, matching_params = matching_sql(definition.rule, lock=lock)
         parts.append(
             f"SELECT d.user_id, %s::bigint AS segment_id FROM ({matching}) d"
             f" WHERE {bucket_sql('%s', 'd.user_id')} < %s AND NOT EXISTS ("
             " SELECT 1 FROM segments_exclusion e WHERE e.segment_id = %s AND e.user_id = d.user_id)"
         )
         params += [definition.id, *matching_params, definition.slug, definition.limit, definition.id]
-    desired = " UNION ALL ".join(parts) or "SELECT NULL::bigint AS user_id, NULL::bigint AS segment_id WHERE false"
-    return f"{prefix}desired AS MATERIALIZED ({desired})", params
+    return f"WITH desired AS MATERIALIZED ({' UNION ALL '.join(parts)})", params
+
+
+def _with_users(definitions: list[Definition], user_ids: list[int], *, lock: bool) -> tuple[str, list]:
+    scope_users = "WITH scope_users AS MATERIALIZED (SELECT DISTINCT unnest(%s::bigint[]) AS id),"
+    if not definitions:
+        return f"{scope_users} desired AS ({NOBODY})", [list(user_ids)]
+    predicate, predicate_params = rule_predicate_of("s.path", document="coalesce(a.document, '{}'::jsonb)")
+    sql = (
+        f"{scope_users} desired AS MATERIALIZED ("
+        "  SELECT u.id AS user_id, s.id AS segment_id"
+        "  FROM scope_users su JOIN users_user u ON u.id = su.id"
+        "  LEFT JOIN users_userattributes a ON a.user_id = u.id"
+        "  CROSS JOIN unnest(%s::bigint[], %s::text[], %s::integer[], %s::jsonpath[]) AS s(id, slug, lim, path)"
+        f"  WHERE {bucket_sql('s.slug', 'u.id')} < s.lim AND (s.path IS NULL OR {predicate})"
+        "  AND NOT EXISTS (SELECT 1 FROM segments_exclusion e WHERE e.segment_id = s.id AND e.user_id = u.id)"
+        f"{' FOR KEY SHARE OF u' if lock else ''})"
+    )
+    columns = [
+        [definition.id for definition in definitions],
+        [definition.slug for definition in definitions],
+        [definition.limit for definition in definitions],
+        [None if definition.rule is None else definition.rule.path for definition in definitions],
+    ]
+    return sql, [list(user_ids), *columns, *predicate_params]
 
 
 def _scope(definitions: list[Definition], user_ids: list[int] | None) -> tuple[str, list]:
