@@ -91,26 +91,29 @@ def segment_definitions(
 ) -> list[Definition]:
     """The definitions of segments (all, or `segment_ids`), in id order. `lock` True: for an evaluation of
     every user (segment rows FOR NO KEY UPDATE, then the rollout lock exclusive); False: of some users (the
-    rollout lock shared, then segment rows FOR KEY SHARE); None: no lock."""
-    where, params = ["true"], []
-    if segment_ids is not None:
-        where.append("s.id = ANY(%s)")
-        params.append(list(segment_ids))
-    if rules_only:
-        where.append("r.segment_id IS NOT NULL")
-    if lock is False:
-        rollout_lock(shared=True)
-    row_lock = {None: "", True: " FOR NO KEY UPDATE OF s", False: " FOR KEY SHARE OF s"}[lock]
+    rollout lock shared, then segment rows FOR KEY SHARE); None: no lock.
+
+    With `lock` True the rows are locked first and read after the rollout lock, by a statement of its own:
+    a row locked after waiting for a change of its rule would come back changed, but joined with its old
+    compiled rule."""
+    rules = " AND EXISTS (SELECT 1 FROM segments_segmentrule r WHERE r.segment_id = s.id)" if rules_only else ""
+    where, params = ("s.id = ANY(%s)", [list(segment_ids)]) if segment_ids is not None else ("true", [])
     with connection.cursor() as cursor:
+        if lock is True:
+            cursor.execute(
+                f"SELECT s.id FROM segments_segment s WHERE {where}{rules} ORDER BY s.id FOR NO KEY UPDATE", params
+            )
+            where, params = "s.id = ANY(%s)", [[row[0] for row in cursor.fetchall()]]
+            rollout_lock(shared=False)
+        elif lock is False:
+            rollout_lock(shared=True)
         cursor.execute(
             "SELECT s.id, s.slug, s.rollout_percent, r.path, r.relative, r.matches_empty"
             " FROM segments_segment s LEFT JOIN segments_segmentrule r ON r.segment_id = s.id"
-            f" WHERE {' AND '.join(where)} ORDER BY s.id{row_lock}",
+            f" WHERE {where}{rules} ORDER BY s.id{' FOR KEY SHARE OF s' if lock is False else ''}",
             params,
         )
         rows = cursor.fetchall()
-    if lock is True:
-        rollout_lock(shared=False)
     return [
         Definition(id, slug, threshold(percent), None if path is None else CompiledRule(path, relative, empty))
         for id, slug, percent, path, relative, empty in rows
