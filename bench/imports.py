@@ -87,7 +87,7 @@ def _written(dsn: str, slug: str) -> tuple[int, int, int]:
         dsn,
         "SELECT (SELECT count(*) FROM segments_membership m JOIN segments_segment s ON s.id = m.segment_id"
         " WHERE s.slug = %(slug)s), (SELECT count(*) FROM segments_historyevent WHERE segment_slug = %(slug)s),"
-        " (SELECT count(*) FROM events_event WHERE segment = %(slug)s)",
+        " (SELECT count(*) FROM events_event WHERE segment = %(slug)s AND type LIKE 'membership.%%')",
         {"slug": slug},
     )[0]
 

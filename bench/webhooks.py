@@ -118,7 +118,7 @@ def call_cpu(dsn: str, users: int, settings: LoadSettings) -> Load:
 def patch_cost(dsn: str, config: ServerConfig, users: int, settings: LoadSettings, log) -> dict[str, list[Target]]:
     """The served PATCH (production settings), its SQL (pgbench) and the CPU of one call, with the events and
     without them (the keys); the sides alternate, each round in the other order."""
-    sides = {"with": events_trigger(enable=True), "without": events_trigger(enable=False)}
+    switch = {"with": events_trigger(enable=True), "without": events_trigger(enable=False)}
     targets = {
         side: [
             Target(
@@ -131,7 +131,7 @@ def patch_cost(dsn: str, config: ServerConfig, users: int, settings: LoadSetting
             Target("pgbench -M prepared: the PATCH's call", None, script="patch.lua", dsn=dsn),
             Target(CALL_CPU, None, script="patch.lua", dsn=dsn),
         ]
-        for side in sides
+        for side in switch
     }
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "worker"], cwd=code_dir(), env=_env(dsn),
@@ -142,14 +142,14 @@ def patch_cost(dsn: str, config: ServerConfig, users: int, settings: LoadSetting
         for number in range(settings.rounds):
             sides = ("with", "without") if number % 2 == 0 else ("without", "with")
             for side in sides:
-                _execute(dsn, sides[side])
+                _execute(dsn, switch[side])
                 for target in targets[side][:2]:
                     measure_round(target, users, settings, f"round {number + 1} {target.label}, {side} events", log)
                 one = targets[side][2]
                 one.runs.append(call_cpu(dsn, users, settings))
                 log(f"round {number + 1} {CALL_CPU}, {side} events: {one.runs[-1].cpu_ms:.3f} ms")
     finally:
-        _execute(dsn, sides["with"])
+        _execute(dsn, switch["with"])
         worker.terminate()
         worker.wait(timeout=30)
     return targets
