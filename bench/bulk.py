@@ -9,26 +9,24 @@ from pathlib import Path
 import psycopg2
 
 from bench.dataset import REPORT_MONTH, SMALL_REPORT_MONTH, _env
+from bench.journal import journaled, raw, unjournaled, untriggered
 from bench.servers import code_dir
 
 BUCKET = "(('x' || substr(md5('{slug}' || ':' || u.id::text), 1, 8))::bit(32)::bigint % 10000)"
-ROLLOUT_SQL = """
-WITH changed AS (
-  INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)
-  SELECT u.id, {segment_id}, 'rollout', now(), NULL FROM users_user u WHERE {bucket} < {limit}
-  ON CONFLICT (user_id, segment_id) DO NOTHING RETURNING user_id, segment_id, now() AS at),
-logged AS (
-  INSERT INTO segments_historyevent (user_id, segment_slug, operation, source, actor, at)
-  SELECT c.user_id, '{slug}', 'added', 'rollout', 'bench-sql', c.at FROM changed c)
-SELECT count(*) FROM changed"""
-EXPIRE_SQL = """
-WITH changed AS (
-  DELETE FROM segments_membership WHERE expires_at <= now() RETURNING user_id, segment_id, expires_at AS at),
-logged AS (
-  INSERT INTO segments_historyevent (user_id, segment_slug, operation, source, actor, at)
-  SELECT c.user_id, s.slug, 'removed', 'ttl', 'system', c.at
-  FROM changed c JOIN segments_segment s ON s.id = c.segment_id)
-SELECT count(*) FROM changed"""
+# The raw references: one statement each that changes the memberships and writes their history rows and
+# events by hand (bench.journal.raw), run with the journal's triggers disabled; the service runs with them.
+ROLLOUT_CHANGE = (
+    "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
+    " SELECT u.id, {segment_id}, 'rollout', now(), NULL FROM users_user u WHERE {bucket} < {limit}"
+    " ON CONFLICT (user_id, segment_id) DO NOTHING RETURNING user_id, segment_id, now() AS at"
+)
+ROLLOUT_SQL = raw(ROLLOUT_CHANGE, operation="added", source="rollout", actor="bench-sql")
+EXPIRE_SQL = raw(
+    "DELETE FROM segments_membership WHERE expires_at <= now() RETURNING user_id, segment_id, expires_at AS at",
+    operation="removed",
+    source="ttl",
+    actor="system",
+)
 COPY_SQL = (
     "\\copy (SELECT user_id, segment_slug, operation,"
     " to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM segments_historyevent"
@@ -55,8 +53,10 @@ def measured(command: list[str], env: dict[str, str]) -> tuple[float, int, str]:
     return float(seconds), int(rss_kib) // 1024, rest
 
 
-def psql(dsn: str, sql: str) -> tuple[float, str]:
-    seconds, _, out = measured(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", sql], _env(dsn))
+def psql(dsn: str, statements: list[str]) -> tuple[float, str]:
+    """Run the statements in one transaction (psql -1); wall seconds and what they printed."""
+    command = ["psql", "-X", "-q", "-At", "-1", "-v", "ON_ERROR_STOP=1", "-d", dsn]
+    seconds, _, out = measured([*command, *(arg for sql in statements for arg in ("-c", sql))], _env(dsn))
     return seconds, out.strip()
 
 
@@ -80,20 +80,27 @@ def _execute(dsn: str, sql: str, params=None):
     return result
 
 
-def rollout(dsn: str, rounds: int, log) -> dict[str, list[float]]:
-    """rollout_apply of 10% of all users vs the one INSERT … SELECT (with its history rows), interleaved."""
-    slugs = ["bench_rollout_a", "bench_rollout_b"]
-    _execute(
+def segments_create(dsn: str, slugs: list[str]) -> None:
+    """Bench segments (each a `segment.created` event by the actor `bench`), unless they exist."""
+    journaled(
         dsn,
         "INSERT INTO segments_segment (slug, description, rollout_percent, created_at, updated_at)"
         " SELECT unnest(%s::text[]), 'bench', 0, now(), now() ON CONFLICT (slug) DO NOTHING",
         [slugs],
     )
+
+
+def rollout(dsn: str, rounds: int, log) -> dict[str, list[float]]:
+    """rollout_apply of 10% of all users (the journal's triggers write history and events) vs one statement
+    that inserts the memberships, their history rows and events (triggers disabled), interleaved."""
+    slugs = ["bench_rollout_a", "bench_rollout_b"]
+    segments_create(dsn, slugs)
     ids = dict(_execute(dsn, "SELECT slug, id FROM segments_segment WHERE slug = ANY(%s)", [slugs]))
     times = {"service": [], "sql": [], "rows": []}
     for number in range(rounds):
-        _execute(dsn, "DELETE FROM segments_membership WHERE segment_id = ANY(%s)", [list(ids.values())])
-        _execute(dsn, "UPDATE segments_segment SET rollout_percent = 0 WHERE slug = ANY(%s)", [slugs])
+        # Back to no member and 0%, unjournaled: the bench's reset is not what is measured.
+        unjournaled(dsn, "DELETE FROM segments_membership WHERE segment_id = ANY(%s)", [list(ids.values())])
+        unjournaled(dsn, "UPDATE segments_segment SET rollout_percent = 0 WHERE slug = ANY(%s)", [slugs])
         order = ("service", "sql") if number % 2 == 0 else ("sql", "service")
         for kind in order:
             slug = slugs[0] if kind == "service" else slugs[1]
@@ -102,7 +109,7 @@ def rollout(dsn: str, rounds: int, log) -> dict[str, list[float]]:
                 seconds, rows = result["seconds"], result["rows"]
             else:
                 sql = ROLLOUT_SQL.format(segment_id=ids[slug], slug=slug, limit=1000, bucket=BUCKET.format(slug=slug))
-                seconds, out = psql(dsn, sql)
+                seconds, out = psql(dsn, untriggered(sql))
                 rows = int(out)
             times[kind].append(seconds)
             times["rows"].append(rows)
@@ -112,21 +119,18 @@ def rollout(dsn: str, rounds: int, log) -> dict[str, list[float]]:
 
 
 def expiry(dsn: str, due: int, rounds: int, log) -> dict[str, list[float]]:
-    """memberships_expire of `due` due memberships vs one DELETE … RETURNING with its history rows."""
+    """memberships_expire of `due` due memberships (the journal's triggers write their history and events)
+    vs one statement that deletes them and writes their history rows and events (triggers disabled)."""
     users = _execute(dsn, "SELECT count(*) FROM users_user")[0][0]
     buckets = -(-due // users)
     slugs = [f"bench_expiry_{n}" for n in range(buckets)]
-    _execute(
-        dsn,
-        "INSERT INTO segments_segment (slug, description, rollout_percent, created_at, updated_at)"
-        " SELECT unnest(%s::text[]), 'bench', 0, now(), now() ON CONFLICT (slug) DO NOTHING",
-        [slugs],
-    )
+    segments_create(dsn, slugs)
     times = {"service": [], "sql": [], "rows": []}
     for number in range(rounds):
         order = ("service", "sql") if number % 2 == 0 else ("sql", "service")
         for kind in order:
-            _execute(
+            # The due memberships, unjournaled: their joining is the set-up, not what is measured.
+            unjournaled(
                 dsn,
                 "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
                 " SELECT u.id, s.id, 'manual', now() - interval '2 days', now() - (u.id %% 86400) * interval '1 second'"
@@ -139,7 +143,7 @@ def expiry(dsn: str, due: int, rounds: int, log) -> dict[str, list[float]]:
                 result = task(dsn, "expire")
                 seconds, rows = result["seconds"], result["rows"]
             else:
-                seconds, out = psql(dsn, EXPIRE_SQL)
+                seconds, out = psql(dsn, untriggered(EXPIRE_SQL))
                 rows = int(out)
             times[kind].append(seconds)
             times["rows"].append(rows)

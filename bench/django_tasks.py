@@ -8,7 +8,6 @@ Prints one JSON object. Tasks: `queries USER_ID TOKEN` (queries per hot-path GET
 and where the time went), `import_sql SEGMENT_ID TABLE` (the reference statement of bench/imports.py, as SQL text).
 """
 
-import contextlib
 import json
 import os
 import re
@@ -54,8 +53,6 @@ def main(task: str, *args: str) -> dict:
         return deliver(*args)
     if task == "import":
         return import_file(*args)
-    if task == "import_sql":
-        return {"sql": import_sql(int(args[0]), args[1])}
     raise SystemExit(f"unknown task {task}")
 
 
@@ -86,8 +83,8 @@ def deliver(url: str, slug: str, percent: str) -> dict:
 IMPORT_STATEMENTS = {
     "stage: DISTINCT ON into the staging table": r"CREATE UNLOGGED TABLE",
     "stage: index and ANALYZE": r"CREATE INDEX|ANALYZE",
-    "chunks: INSERT … ON CONFLICT with history and events": r"WITH changed AS \(\s*INSERT",
-    "chunks: expiry sweep of the segment": r"WITH changed AS \(\s*DELETE",
+    "chunks: INSERT … ON CONFLICT (its triggers write history and events)": r"^\s*INSERT INTO segments_membership",
+    "chunks: expiry sweep of the segment": r"^\s*DELETE FROM segments_membership WHERE ctid",
     "chunks: UPDATE of listed members": r"UPDATE segments_membership",
     "chunks: count of known users": r"SELECT count\(\*\), count\(u\.id\)",
 }
@@ -145,36 +142,6 @@ def peak_rss() -> float:
     """This process's peak RSS in MiB (VmHWM: getrusage's ru_maxrss would start from the parent's at exec)."""
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
-
-
-class _Captured(Exception):
-    pass
-
-
-def import_sql(segment_id: int, table: str) -> str:
-    """The import's INSERT … SELECT … ON CONFLICT of every id in `table` into the segment, wrapped by
-    changes_record (history and events in the same statement), as the SQL text it sends (not run)."""
-    from django.db import connection
-    from segments.services.history import changed_at, changes_record
-
-    from core.db import CLOCK
-
-    change = (
-        "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
-        f" SELECT i.user_id, %s, 'manual', {CLOCK}, NULL FROM {table} i JOIN users_user u ON u.id = i.user_id"
-        " ORDER BY i.user_id FOR KEY SHARE OF u ON CONFLICT (user_id, segment_id) DO NOTHING"
-        f" RETURNING user_id, segment_id, {changed_at()}"
-    )
-    sent = []
-
-    def capture(execute, sql, params, many, context):
-        sent.append(connection.ops.compose_sql(sql, params))
-        raise _Captured
-
-    connection.ensure_connection()
-    with connection.execute_wrapper(capture), contextlib.suppress(_Captured):
-        changes_record(change, [segment_id], operation="added", source="import", actor="bench-sql")
-    return sent[0]
 
 
 if __name__ == "__main__":

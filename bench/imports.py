@@ -4,10 +4,12 @@ The database `<db>_imports` holds the users and memberships of the main dataset 
 (seed_users and set-based SQL; built once, then kept) and two empty segments. Each round copies it
 twice and imports the same file, every user id once in a shuffled order, into a segment of each copy,
 one after the other (the order alternates): through the service, `import_create` then the worker's
-task in a child process (bench.django_tasks `import`), and through psql, `\\copy` of the ids into a
-table then the one `INSERT … SELECT … ON CONFLICT` with its history and events that changes_record
-builds. The service's copy then imports the file's first tenth into the other segment: the worker's
-peak RSS for a tenth of the lines.
+task in a child process (bench.django_tasks `import`), where the membership journal's triggers write
+history and events, and through psql, `\\copy` of the ids into a table then one statement (`import_sql`):
+the import's `INSERT … SELECT … ON CONFLICT` over the whole table, with its history rows and events
+written by hand in the same statement and the triggers disabled (bench.journal.raw). The service's
+copy then imports the file's first tenth into the other segment: the worker's peak RSS for a tenth of
+the lines.
 """
 
 import random
@@ -17,11 +19,26 @@ from pathlib import Path
 
 import psycopg2
 
-from bench.bulk import _execute, measured, task
+from bench.bulk import _execute, measured, segments_create, task
 from bench.dataset import Sizes, _env, admin_dsn, build
+from bench.journal import raw, untriggered
 
 SLUG, SMALL_SLUG = "bench_import", "bench_import_small"
 TABLE = "bench_import_ids"
+# The import's INSERT of a chunk (segments.services.imports `_add_listed`), over the whole table and without expiry.
+IMPORT_INSERT = (
+    "INSERT INTO segments_membership (user_id, segment_id, source, added_at, expires_at)"
+    " SELECT i.user_id, {segment_id}, 'manual', clock_timestamp(), NULL"
+    " FROM {table} i JOIN users_user u ON u.id = i.user_id"
+    " ORDER BY i.user_id FOR KEY SHARE OF u ON CONFLICT (user_id, segment_id) DO NOTHING"
+)
+
+
+def import_sql(segment_id: int, table: str) -> str:
+    """The reference: the import's INSERT of every id in `table` into the segment, with its history rows and
+    events in the same statement (run it with the journal's triggers disabled: `untriggered`)."""
+    change = IMPORT_INSERT.format(segment_id=segment_id, table=table) + " RETURNING user_id, segment_id, now() AS at"
+    return raw(change, operation="added", source="import", actor="bench-sql")
 
 
 def ids_write(directory: Path, users: int) -> tuple[Path, Path]:
@@ -35,13 +52,15 @@ def ids_write(directory: Path, users: int) -> tuple[Path, Path]:
 
 
 def reference_commands(sql: str, path: Path) -> list[str]:
-    """psql's arguments for the reference: COPY of the file into a table, then the statement."""
-    return [
-        "-c", f"CREATE TEMP TABLE {TABLE} (user_id bigint)",
-        "-c", f"\\copy {TABLE} FROM {shlex.quote(str(path))}",
-        "-c", f"ANALYZE {TABLE}",
-        "-c", sql,
-    ]  # fmt: skip
+    """psql's arguments for the reference, in one transaction: COPY of the file into a table, then the
+    statement with the journal's triggers disabled."""
+    statements = [
+        f"CREATE TEMP TABLE {TABLE} (user_id bigint)",
+        f"\\copy {TABLE} FROM {shlex.quote(str(path))}",
+        f"ANALYZE {TABLE}",
+        *untriggered(sql),
+    ]
+    return ["-1", *(arg for statement in statements for arg in ("-c", statement))]
 
 
 def _copy(server: str, template: str, db: str) -> str:
@@ -68,7 +87,7 @@ def _written(dsn: str, slug: str) -> tuple[int, int, int]:
         dsn,
         "SELECT (SELECT count(*) FROM segments_membership m JOIN segments_segment s ON s.id = m.segment_id"
         " WHERE s.slug = %(slug)s), (SELECT count(*) FROM segments_historyevent WHERE segment_slug = %(slug)s),"
-        " (SELECT count(*) FROM events_event WHERE segment = %(slug)s)",
+        " (SELECT count(*) FROM events_event WHERE segment = %(slug)s AND type LIKE 'membership.%%')",
         {"slug": slug},
     )[0]
 
@@ -77,14 +96,9 @@ def imports(server: str, db: str, sizes: Sizes, rounds: int, log) -> dict[str, l
     """Per round: seconds of each side, the rows each wrote, and the service's RSS and time by step."""
     template = f"{db}_imports"
     base = build(server=server, db=template, sizes=Sizes(sizes.users, sizes.segments, 0, 0, 0), reuse=True, log=log)
-    _execute(
-        base,
-        "INSERT INTO segments_segment (slug, description, rollout_percent, created_at, updated_at)"
-        " SELECT unnest(%s::text[]), 'bench', 0, now(), now() ON CONFLICT (slug) DO NOTHING",
-        [[SLUG, SMALL_SLUG]],
-    )
+    segments_create(base, [SLUG, SMALL_SLUG])
     segment_id = _execute(base, "SELECT id FROM segments_segment WHERE slug = %s", [SLUG])[0][0]
-    reference = task(base, "import_sql", str(segment_id), TABLE)["sql"]
+    reference = import_sql(segment_id, TABLE)
     times = {"service": [], "sql": [], "rows": [], "results": [], "small": []}
     with tempfile.TemporaryDirectory() as directory:
         full, small = ids_write(Path(directory), sizes.users)

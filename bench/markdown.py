@@ -277,12 +277,23 @@ def bulk_section(results: Results) -> list[str]:
     lines = [
         "## Bulk work against its raw-SQL equivalent (psql), interleaved",
         "",
-        "Rollout: `segments.services.rollout_apply` vs one `INSERT … SELECT … ON CONFLICT DO NOTHING` with its history"
-        " rows in the same statement. Expiry: `memberships_expire` (batches of 10,000) vs one `DELETE … RETURNING`"
-        " with its history rows. CSV report: `manage.py report --from M --output FILE` (a child process, startup"
-        " included) vs `\\copy (SELECT …) TO FILE` of the same query.",
+        "Rollout: `segments.services.rollout_apply` (the membership journal's triggers write the history rows and"
+        " the events app's trigger their events) vs one `INSERT … SELECT … ON CONFLICT DO NOTHING` that writes its"
+        " history rows and events in the same statement (data-modifying CTEs, bench/journal.py `raw`), run with"
+        " those triggers disabled. Expiry: `memberships_expire` (batches of 10,000, with the triggers) vs one"
+        " `DELETE … RETURNING` with its history rows and events, the triggers disabled. CSV report: `manage.py"
+        " report --from M --output FILE` (a child process, startup included) vs `\\copy (SELECT …) TO FILE` of the"
+        " same query.",
         "",
         table(["operation", "service s", "raw SQL s", "service ÷ SQL", "rows"], rows),
+        "",
+        *(
+            f"{name}: service ÷ SQL by round "
+            + " / ".join(fmt(a / b) for a, b in zip(data["service"], data["sql"], strict=True))
+            + "."
+            for name, data in kinds
+            if data
+        ),
         "",
     ]
     if results.report:
@@ -354,8 +365,9 @@ def imports_section(results: Results) -> list[str]:
         f"A file of every user id once ({rows:,} lines, shuffled) imported into an empty segment of a copy of a"
         f" {results.sizes.users:,}-user database (bench/imports.py; a fresh copy for each side of each round): the"
         " service's `import_create` then the worker's task in a child process, against psql's `\\copy` of the"
-        " same file into a table and the one `INSERT … SELECT … ON CONFLICT` with its history and events that"
-        " `changes_record` builds. Both wrote one membership, one history row and one event per line.",
+        " same file into a table and one statement: the import's `INSERT … SELECT … ON CONFLICT` over the table"
+        " with its history rows and events written in the same statement, the journal's triggers disabled"
+        " (bench/imports.py `import_sql`). Both wrote one membership, one history row and one event per line.",
         "",
         table(
             ["way", "seconds", "÷ psql", "rows"],
@@ -391,10 +403,11 @@ def events_section(results: Results) -> list[str]:
     return [
         "## The PATCH with the event log and without it",
         "",
-        "The same code and data, with segments_memberships_update as it is (the newest migration's file that"
-        " installs it) and with its two event inserts"
-        " taken out (bench/webhooks.py `function_without_events`), installed before each side's runs; the sides"
-        " alternate, each round in the other order, while `manage.py worker` numbers the events as in production.",
+        "The same code and data, with the events app's trigger on history (`events_from_history`, each history row"
+        " the journal writes becomes its event) enabled and disabled (`ALTER TABLE segments_historyevent DISABLE"
+        " TRIGGER events_from_history` before the side's runs, bench/webhooks.py `events_trigger`); the history"
+        " rows are written either way. The sides alternate, each round in the other order, while `manage.py"
+        " worker` numbers the events as in production.",
         "",
         table(
             ["endpoint", "with events: rps a round", "median", "without: rps a round", "median", "with ÷ without"],

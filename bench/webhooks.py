@@ -4,26 +4,26 @@ Delivery: events a second sent to a receiver on 127.0.0.1 that answers 204 at on
 a bench segment writes its events, the sequencer numbers them, and a child process times
 `webhook_deliver_next` (what the worker's delivery job loops on) until the new webhook has them all.
 
-The PATCH: the same code and data with segments_memberships_update as it is (the newest migration's file that
-installs it, segments/migrations/sql/) and with its event
-inserts taken out, swapped in before each run (the PATCH's only event writes are there), interleaved, while
-a worker numbers the events as in production.
+The PATCH: the same code and data with the events app's trigger on history enabled (each history row the
+membership journal writes becomes its event, events/migrations/sql/0006_event_journal.sql) and with it
+disabled (`ALTER TABLE segments_historyevent DISABLE TRIGGER events_from_history` before the side's runs,
+enabled again after), interleaved, while a worker numbers the events as in production. The history rows
+are written either way (segments' journal triggers): the difference is what the events cost the PATCH.
 """
 
 import json
 import random
-import re
 import subprocess
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import psycopg2
 
-from bench.bulk import _execute, task
+from bench.bulk import _execute, segments_create, task
 from bench.dataset import _env
+from bench.journal import EVENTS_TRIGGERS, triggers_sql, unjournaled
 from bench.load import LoadSettings, Target, measure_round
 from bench.servers import ServerConfig, code_dir
 from bench.sql import pgbench_patch_script
@@ -31,8 +31,6 @@ from bench.tools import Load, cpu_seconds, cpu_spent
 
 SLUG = "bench_webhook"
 CALL_CPU = "the PATCH's call, one connection: its server process's CPU"
-CREATE_PATCH_FUNCTION = re.compile(r"^CREATE (OR REPLACE )?FUNCTION segments_memberships_update\(", re.M)
-EVENT_INSERT = re.compile(r"\), evented AS \(\n\s+INSERT INTO events_event .*?\n\s+\)\n", re.S)
 
 
 class Receiver:
@@ -59,22 +57,18 @@ class Receiver:
 
 def delivery(dsn: str, rounds: int, percent: int, log) -> dict[str, list[float]]:
     """Per round: events delivered, seconds, messages, and the events the receiver counted."""
-    _execute(
-        dsn,
-        "INSERT INTO segments_segment (slug, description, rollout_percent, created_at, updated_at)"
-        " VALUES (%s, 'bench', 0, now(), now()) ON CONFLICT (slug) DO NOTHING",
-        [SLUG],
-    )
+    segments_create(dsn, [SLUG])
     receiver = Receiver()
     times = {"events": [], "seconds": [], "messages": [], "received": []}
     try:
         for number in range(rounds):
-            _execute(
+            # Back to no member and 0%, unjournaled: the reset is no part of the delivery.
+            unjournaled(
                 dsn,
                 "DELETE FROM segments_membership WHERE segment_id = (SELECT id FROM segments_segment WHERE slug = %s)",
                 [SLUG],
             )
-            _execute(dsn, "UPDATE segments_segment SET rollout_percent = 0 WHERE slug = %s", [SLUG])
+            unjournaled(dsn, "UPDATE segments_segment SET rollout_percent = 0 WHERE slug = %s", [SLUG])
             before = receiver.events
             result = task(dsn, "deliver", receiver.url, SLUG, str(percent))
             for key in ("events", "seconds", "messages"):
@@ -89,20 +83,10 @@ def delivery(dsn: str, rounds: int, percent: int, log) -> dict[str, list[float]]
     return times
 
 
-def patch_function() -> Path:
-    """The file that installs segments_memberships_update as it is now, in the code under test: the
-    newest migration's file that creates it."""
-    files = sorted((code_dir() / "segments" / "migrations" / "sql").glob("*.sql"))
-    return [file for file in files if CREATE_PATCH_FUNCTION.search(file.read_text())][-1]
-
-
-def function_without_events() -> str:
-    """segments_memberships_update without its event inserts (the CTEs `evented`), else the same."""
-    sql = patch_function().read_text()
-    stripped, count = EVENT_INSERT.subn(")\n", sql)
-    if count != 2 or "events_event" in stripped.partition("AS $$")[2]:
-        raise RuntimeError(f"{patch_function()} does not have the two event inserts this strips")
-    return stripped
+def events_trigger(enable: bool) -> str:
+    """The statement that enables or disables the events of history rows (the PATCH's only event writes)."""
+    [statement] = triggers_sql(enable, EVENTS_TRIGGERS)
+    return statement
 
 
 def call_cpu(dsn: str, users: int, settings: LoadSettings) -> Load:
@@ -134,7 +118,7 @@ def call_cpu(dsn: str, users: int, settings: LoadSettings) -> Load:
 def patch_cost(dsn: str, config: ServerConfig, users: int, settings: LoadSettings, log) -> dict[str, list[Target]]:
     """The served PATCH (production settings), its SQL (pgbench) and the CPU of one call, with the events and
     without them (the keys); the sides alternate, each round in the other order."""
-    functions = {"with": patch_function().read_text(), "without": function_without_events()}
+    switch = {"with": events_trigger(enable=True), "without": events_trigger(enable=False)}
     targets = {
         side: [
             Target(
@@ -147,7 +131,7 @@ def patch_cost(dsn: str, config: ServerConfig, users: int, settings: LoadSetting
             Target("pgbench -M prepared: the PATCH's call", None, script="patch.lua", dsn=dsn),
             Target(CALL_CPU, None, script="patch.lua", dsn=dsn),
         ]
-        for side in functions
+        for side in switch
     }
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "worker"], cwd=code_dir(), env=_env(dsn),
@@ -158,14 +142,14 @@ def patch_cost(dsn: str, config: ServerConfig, users: int, settings: LoadSetting
         for number in range(settings.rounds):
             sides = ("with", "without") if number % 2 == 0 else ("without", "with")
             for side in sides:
-                _execute(dsn, functions[side])
+                _execute(dsn, switch[side])
                 for target in targets[side][:2]:
                     measure_round(target, users, settings, f"round {number + 1} {target.label}, {side} events", log)
                 one = targets[side][2]
                 one.runs.append(call_cpu(dsn, users, settings))
                 log(f"round {number + 1} {CALL_CPU}, {side} events: {one.runs[-1].cpu_ms:.3f} ms")
     finally:
-        _execute(dsn, functions["with"])
+        _execute(dsn, switch["with"])
         worker.terminate()
         worker.wait(timeout=30)
     return targets

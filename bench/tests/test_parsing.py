@@ -1,6 +1,5 @@
 """The harness's own arithmetic and parsing (the benchmark itself never runs in the test suite)."""
 
-import difflib
 import math
 
 import pytest
@@ -12,7 +11,6 @@ from bench.markdown import END, START, Results, events_section, metrics_section,
 from bench.sql import HOT_SQL, pgbench_script
 from bench.stats import median, ratio, table
 from bench.tools import Load, parse_pgbench, parse_wrk
-from bench.webhooks import function_without_events, patch_function
 from segments.selectors import user_segment_slugs
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:18731
@@ -124,17 +122,6 @@ def test_metrics_section__per_round_ratios_and_their_median():
     assert "| 2 | 500 | 400 | 1.25 | 220 | 200 |" in text
     assert "rate as served ÷ metrics off 0.990 (counting costs 1.0% of the rate)" in text
     assert "as served ÷ metrics off 1.050 (210 against 200 µs, so at most 4.8% of the rate" in text
-
-
-def test_function_without_events__only_the_two_event_inserts_taken_out():
-    diff = list(difflib.ndiff(patch_function().read_text().splitlines(), function_without_events().splitlines()))
-    assert not [line for line in diff if line.startswith("+ ")]
-    removed = [line[2:].strip() for line in diff if line.startswith("- ")]
-    assert len(removed) == 7  # the two `evented` CTEs, of three and four lines
-    assert [line for line in removed if line.startswith(("INSERT", "), evented"))] == [
-        "), evented AS (", "INSERT INTO events_event (type, user_id, segment, at, source, actor)"
-    ] * 2  # fmt: skip
-    assert function_without_events().count("INSERT INTO segments_historyevent") == 2
 
 
 def test_events_section__with_over_without__per_round_then_median():
