@@ -5,11 +5,12 @@ write; why a user is or is not in a segment."""
 import json
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from segments.models import HistoryEvent, Membership, Segment
 from segments.services import segment_create
-from users.attribute_writes import user_attributes_write
+from users.attribute_writes import user_attributes_get, user_attributes_write
 
 pytestmark = pytest.mark.django_db
 
@@ -126,3 +127,63 @@ def test_segment_pages__rule_shown_as_text_in_list_and_change_page(admin_client,
 
     assert text in listed and text in page
     assert "&quot;version_gte&quot;" in page  # the editor holds the rule as JSON
+
+
+def test_user_page__attributes_shown_and_an_edit_link(admin_client, people):
+    body = admin_client.get(reverse("admin:users_user_change", args=[4])).content.decode()
+
+    assert "&quot;city&quot;: &quot;Saint Petersburg&quot;" in body
+    assert reverse("admin:users_user_attributes", args=[4]) in body
+
+
+def test_user_attributes__replaced__rule_segments_entered_and_left_in_the_message(admin_client, people):
+    segment_create(slug="CITY", rule=RULE, actor="setup")
+    segment_create(slug="KAZAN", rule={"attribute": "city", "op": "eq", "value": "Kazan"}, actor="setup")
+    url = reverse("admin:users_user_attributes", args=[1])
+
+    form = admin_client.get(url)
+    saved = admin_client.post(url, {"attributes": '{"city": "Kazan"}'}, follow=True)
+
+    assert "&quot;app_version&quot;: &quot;6.4&quot;" in form.content.decode()
+    assert "Attributes of user 1 saved. Entered: KAZAN. Left: CITY." in saved.content.decode()
+    assert members("KAZAN") == {1, 5} and members("CITY") == {2, 4}
+    assert HistoryEvent.objects.filter(user_id=1, segment_slug="KAZAN", actor="admin", source="rule").exists()
+
+
+def test_user_attributes__bad_value__error_at_the_field_with_its_path_and_nothing_written(admin_client, people):
+    url = reverse("admin:users_user_attributes", args=[1])
+
+    bad = admin_client.post(url, {"attributes": '{"city": {"name": "Kazan"}}'})
+    not_json = admin_client.post(url, {"attributes": "city=Kazan"})
+
+    assert bad.context["form"].errors["attributes"][0].startswith("attributes.city: ")
+    assert not_json.context["form"].errors["attributes"][0].startswith("Not JSON: ")
+    assert user_attributes_get(user_id=1)[0]["city"] == "Moscow"
+
+
+def test_user_attributes__staff_without_the_permission__refused_and_no_link(client, people, django_user_model):
+    staff = django_user_model.objects.create_user("viewer", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_user", content_type__app_label="users"))
+    client.force_login(staff)
+
+    page = client.get(reverse("admin:users_user_change", args=[1]))
+    refused = client.post(reverse("admin:users_user_attributes", args=[1]), {"attributes": "{}"})
+
+    assert page.status_code == 200 and reverse("admin:users_user_attributes", args=[1]) not in page.content.decode()
+    assert refused.status_code == 403
+    assert user_attributes_get(user_id=1)[0]["city"] == "Moscow"
+
+
+def test_user_page__explain_a_segment__membership_explains_fields(admin_client, people):
+    segment_create(slug="CITY", rule=RULE, actor="setup")
+    url = reverse("admin:users_user_change", args=[3])
+
+    old_app = admin_client.get(url, {"explain": "CITY"})
+    unknown = admin_client.get(url, {"explain": "NOPE"})
+
+    explanation = old_app.context["explanation"]
+    assert (explanation.member, explanation.rule_matches, explanation.in_rollout) == (False, False, True)
+    body = old_app.content.decode()
+    assert 'id="explain-member">no<' in body and 'id="explain-rule">no<' in body
+    assert 'id="explain-rollout">yes<' in body and 'id="explain-excluded">no<' in body
+    assert "NOPE" in str(unknown.context["explain_form"].errors["explain"])
