@@ -58,7 +58,9 @@ class AttributesForm(forms.Form):
 
 
 class ExplainForm(forms.Form):
-    explain = forms.CharField(label="Segment", max_length=100)
+    """A GET form outside the user's page form: its fields name the form (`form="explain-form"`)."""
+
+    explain = forms.CharField(label="Segment", max_length=100, widget=forms.TextInput(attrs={"form": "explain-form"}))
 
 
 @admin.register(User)
@@ -77,7 +79,7 @@ class UserAdmin(admin.ModelAdmin):
     def attributes_shown(self, user: User) -> str:
         attributes, updated_at = user_attributes_get(user_id=user.pk)
         written = f"written {updated_at:%Y-%m-%d %H:%M:%S} UTC" if updated_at else "never written"
-        return format_html('<pre id="user-attributes">{}</pre><div class="help">{}</div>', _pretty(attributes), written)
+        return format_html('<pre id="user-attributes">{}</pre>{}', _pretty(attributes), written)
 
     def get_search_results(self, request, queryset, search_term):
         return user_id_search(queryset, search_term, "id"), False
