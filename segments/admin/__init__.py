@@ -105,12 +105,12 @@ class SegmentAdmin(admin.ModelAdmin):
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         if request.method == "POST" and "_rollout_confirmed" not in request.POST:
-            confirmation = self._rollout_confirmation(request, object_id)
+            confirmation = self._change_confirmation(request, object_id)
             if confirmation is not None:
                 return confirmation
         return super().changeform_view(request, object_id, form_url, extra_context)
 
-    def _rollout_confirmation(self, request, object_id):
+    def _change_confirmation(self, request, object_id):
         """The confirmation page when a valid form changes the rule or the rollout percent; None otherwise."""
         segment = self.get_object(request, unquote(object_id)) if object_id else None
         allowed = self.has_change_permission(request, segment) if segment else self.has_add_permission(request)
