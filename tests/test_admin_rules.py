@@ -3,13 +3,14 @@ path), confirmed with the preview's counts and shown as text; a user's attribute
 write; why a user is or is not in a segment."""
 
 import json
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from segments.models import HistoryEvent, Membership, Segment
-from segments.services import segment_create
+from segments.services import is_covered, segment_create
 from users.attribute_writes import user_attributes_get, user_attributes_write
 
 pytestmark = pytest.mark.django_db
@@ -103,6 +104,25 @@ def test_segment_add__with_a_rule__preview_creates_nothing_then_created_at_100_p
 
     assert members("NEW") == {1, 2, 4}
     assert Segment.objects.get(slug="NEW").rollout_percent == 100
+
+
+def test_segment_change__rule_and_percent_changed__preview_counts_at_the_new_percent(admin_client, people):
+    segment = segment_create(slug="CITY", rule=MOSCOW, actor="setup")
+    url = reverse("admin:segments_segment_change", args=[segment.pk])
+    data = {"description": "", "rollout_percent": "50", "rule": json.dumps(RULE), "_save": "1"}
+    covered = {user_id for user_id in (1, 2, 4) if is_covered("CITY", user_id, Decimal(50))}
+
+    preview = admin_client.post(url, data)
+    admin_client.post(url, {**data, "_rollout_confirmed": "1"})
+
+    counts = preview.context["preview"]
+    assert (counts.matching, counts.would_add, counts.would_remove) == (
+        3,
+        len(covered - {1, 2, 3}),
+        3 - len(covered & {1, 2}),
+    )
+    assert members("CITY") == covered
+    assert Segment.objects.get(pk=segment.pk).rollout_percent == 50
 
 
 def test_segment_change__rule_cleared__preview_then_members_by_the_percent_alone(admin_client, people):

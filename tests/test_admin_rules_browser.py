@@ -1,6 +1,6 @@
 """A segment's rule edited in a real headless Chromium (the `signed_in_page` fixture of tests/conftest.py): an
 error shown at the field with the bad node's path, fixed, the preview's counts confirmed, the rule shown as
-text; a user's attributes and the explanation of a segment on the user's page. Screenshots go to
+text; the segment explained on a user's page, then the user's attributes edited. Screenshots go to
 test-output/admin-browser/."""
 
 import json
@@ -51,4 +51,14 @@ def test_rule_in_browser__error_with_its_path_fixed_previewed_saved_and_shown_as
     page.click("input[value=Explain]")
     assert page.inner_text("#explain-member") == "yes" and page.inner_text("#explain-rule") == "yes"
     page.screenshot(path=page.shots / "rule-4-user-explained.png", full_page=True)
+
+    page.click("text=Edit attributes")
+    page.fill("#id_attributes", '{"city": ["Kazan", 7]}')
+    page.click("input[value='Save attributes']")
+    assert page.inner_text(".field-attributes .errorlist").startswith("attributes.city[1]: ")
+    page.screenshot(path=page.shots / "rule-5-attributes-error.png", full_page=True)
+    page.fill("#id_attributes", '{"city": "Kazan", "app_version": "6.4"}')
+    page.click("input[value='Save attributes']")
+    page.wait_for_url("**/admin/users/user/3/change/")
+    assert "Entered no segment. Left: RU_CAPITALS." in page.inner_text(".messagelist")
     assert page.csp_violations == []
