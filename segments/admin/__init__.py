@@ -23,6 +23,7 @@ from segments.admin.lists import (
     with_capped_member_counts,
 )
 from segments.models import HistoryEvent, Membership, Segment
+from segments.rules import rule_text
 from segments.services import AddItem, memberships_update, rollout_apply, segment_create, segment_delete, segment_update
 
 
@@ -33,8 +34,9 @@ def _actor(request) -> str:
 @admin.register(Segment)
 class SegmentAdmin(admin.ModelAdmin):
     form = SegmentForm
-    fields = ("slug", "description", "rollout_percent")
-    list_display = ("slug", "short_description", "rollout_percent", "member_count", "created_at")
+    fields = ("slug", "description", "rollout_percent", "rule", "rule_as_text")
+    readonly_fields = ("rule_as_text",)
+    list_display = ("slug", "short_description", "rule_as_text", "rollout_percent", "member_count", "created_at")
     search_fields = ("slug", "description")
     ordering = ("slug",)
     paginator = CappedPaginator
@@ -48,6 +50,10 @@ class SegmentAdmin(admin.ModelAdmin):
     def short_description(self, segment: Segment) -> str:
         return segment.description if len(segment.description) <= 80 else segment.description[:79] + "…"
 
+    @admin.display(description="rule as text")
+    def rule_as_text(self, segment: Segment) -> str:
+        return "—" if segment.rule is None else rule_text(segment.rule)
+
     @admin.display(description="active members")
     def member_count(self, segment: Segment) -> int | str:
         if segment.member_rows > MEMBER_COUNT_CAP:
@@ -55,7 +61,7 @@ class SegmentAdmin(admin.ModelAdmin):
         return segment.member_rows - segment.member_due
 
     def get_readonly_fields(self, request, obj=None):
-        return ("slug",) if obj else ()
+        return ("slug", "rule_as_text") if obj else ("rule_as_text",)
 
     def get_urls(self):
         own = [
@@ -99,25 +105,30 @@ class SegmentAdmin(admin.ModelAdmin):
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         if request.method == "POST" and "_rollout_confirmed" not in request.POST:
-            confirmation = self._rollout_confirmation(request, object_id)
+            confirmation = self._change_confirmation(request, object_id)
             if confirmation is not None:
                 return confirmation
         return super().changeform_view(request, object_id, form_url, extra_context)
 
-    def _rollout_confirmation(self, request, object_id):
-        """The confirmation page when a valid form changes the rollout percent; None otherwise."""
+    def _change_confirmation(self, request, object_id):
+        """The confirmation page when a valid form changes the rule or the rollout percent; None otherwise."""
         segment = self.get_object(request, unquote(object_id)) if object_id else None
         allowed = self.has_change_permission(request, segment) if segment else self.has_add_permission(request)
         if (object_id and segment is None) or not allowed:
             return None
         current = segment.rollout_percent if segment else Decimal(0)  # before the form writes to the instance
+        current_rule = segment.rule if segment else None
         form = self.get_form(request, segment, change=segment is not None)(request.POST, instance=segment)
         if not form.is_valid():
             return None
-        percent = form.cleaned_data["rollout_percent"]
+        percent, rule = form.cleaned_data["rollout_percent"], form.cleaned_data["rule"]
+        slug = segment.slug if segment else form.cleaned_data["slug"]
+        if rule != current_rule:
+            return admin_views.rule_confirm_response(
+                self, request, segment=segment, slug=slug, rule=rule, percent=None if percent == current else percent
+            )
         if percent == current:
             return None
-        slug = segment.slug if segment else form.cleaned_data["slug"]
         return admin_views.rollout_confirm_response(
             self, request, segment=segment, slug=slug, current=current, percent=percent
         )
@@ -140,7 +151,11 @@ class SegmentAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
-        actor, percent = _actor(request), form.cleaned_data["rollout_percent"]
+        actor, percent, rule = _actor(request), form.cleaned_data["rollout_percent"], form.cleaned_data["rule"]
+        before = Segment.objects.get(pk=obj.pk) if change else Segment(rollout_percent=Decimal(0))
+        if rule != before.rule:
+            self._rule_save(request, obj, rule=rule, percent=None if percent == before.rollout_percent else percent)
+            return
         with transaction.atomic():
             if change:
                 segment = segment_update(slug=obj.slug, description=obj.description, actor=actor)
@@ -154,6 +169,20 @@ class SegmentAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"Rollout {result.percent}%: {result.added} users added, {result.removed} removed."
             )
+
+    def _rule_save(self, request, obj, *, rule: dict | None, percent: Decimal | None) -> None:
+        """A rule set, changed or cleared (with the percent if changed too): one call of the segment service,
+        which applies it to the automatic members."""
+        actor, service = _actor(request), segment_update if obj.pk else segment_create
+        segment = service(slug=obj.slug, description=obj.description, rule=rule, rollout_percent=percent, actor=actor)
+        obj.pk, obj.created_at, obj.rollout_percent, obj.rule = (
+            segment.pk,
+            segment.created_at,
+            segment.rollout_percent,
+            segment.rule,
+        )
+        text = "cleared" if rule is None else f"saved: {rule_text(rule)}"
+        self.message_user(request, f"Rule {text} (rollout {segment.rollout_percent}%).")
 
     def get_deleted_objects(self, objs, request):
         """No walk over related rows (a segment may have millions): the summary counts them."""

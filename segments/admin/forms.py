@@ -1,5 +1,6 @@
 """Forms of the segments admin: they check input; the services make the changes."""
 
+import json
 import re
 
 from django import forms
@@ -7,9 +8,11 @@ from django.contrib.admin import widgets
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
+from core.errors import ValidationFailed
 from core.fields import MAX_USER_ID
 from segments.fields import SLUG_RE
 from segments.models import Membership, Segment
+from segments.rules import rule_compile
 from segments.selectors import MAX_BATCH_USER_IDS, users_segment_slugs
 from segments.services.imports import MODES
 from segments.services.memberships import MAX_TTL_SECONDS, expiry_problem
@@ -32,9 +35,41 @@ class SegmentForm(forms.ModelForm):
         "a change is confirmed on the next page with the number of users it adds and removes.",
     )
 
+    rule = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 10, "cols": 80, "spellcheck": "false"}),
+        help_text='Empty: no rule. Otherwise a condition tree as JSON, e.g. {"all": [{"attribute": "city", '
+        '"op": "in", "value": ["Moscow"]}, {"attribute": "app_version", "op": "version_gte", "value": "6.2"}]}. '
+        "A rule set on a segment at 0% makes it 100% unless the percent is changed too; a change is confirmed "
+        "on the next page with the users it matches, adds and removes.",
+    )
+
     class Meta:
         model = Segment
         fields = ["slug", "description", "rollout_percent"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.rule is not None:
+            self.initial["rule"] = json.dumps(self.instance.rule, indent=2, ensure_ascii=False)
+
+    def clean_rule(self) -> dict | None:
+        """The rule as JSON, checked by the rule compiler: each bad node's error names its path."""
+        text = self.cleaned_data["rule"].strip()
+        if not text:
+            return None
+        try:
+            rule = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not JSON: {exc}.") from None
+        try:
+            rule_compile(rule=rule)
+        except ValidationFailed as exc:
+            errors = exc.extra["errors"]
+            raise forms.ValidationError(
+                [f"{path}: {message}" for path, messages in errors.items() for message in messages]
+            )
+        return rule
 
     def clean_slug(self) -> str:
         slug = self.cleaned_data["slug"]

@@ -15,7 +15,8 @@ from django.template.response import TemplateResponse
 from core.errors import ServiceError
 from segments.admin.forms import ImportForm, MembersAddForm
 from segments.models import Import, Membership, Segment
-from segments.services import import_create, memberships_add_users, rollout_apply, segment_create
+from segments.rules import rule_text
+from segments.services import import_create, memberships_add_users, rollout_apply, rule_preview, segment_create
 
 EXPORT_BATCH = 5000
 
@@ -48,6 +49,31 @@ def rollout_confirm_response(
         "hidden": hidden,
     }
     return TemplateResponse(request, "admin/segments/segment/rollout_confirm.html", context)
+
+
+def rule_confirm_response(
+    model_admin, request, *, segment: Segment | None, slug: str, rule: dict | None, percent: Decimal | None
+):
+    """The counts of a rule change (rule_preview, the apply's dry run), before it is saved; for a segment not
+    created yet, inside a transaction rolled back."""
+    with transaction.atomic():
+        if segment is None:
+            segment_create(slug=slug, actor=request.user.get_username())
+        preview = rule_preview(slug=slug, rule=rule, rollout_percent=percent)
+        transaction.set_rollback(True)
+    hidden = [(key, value) for key, values in request.POST.lists() if key != "csrfmiddlewaretoken" for value in values]
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": f"Confirm the rule of {slug}",
+        "slug": slug,
+        "segment": segment,
+        "rule_text": None if rule is None else rule_text(rule),
+        "percent": percent,
+        "preview": preview,
+        "hidden": hidden,
+    }
+    return TemplateResponse(request, "admin/segments/segment/rule_confirm.html", context)
 
 
 def import_view(model_admin, request, segment: Segment):

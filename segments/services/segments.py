@@ -148,14 +148,15 @@ class RulePreview:
     sample_user_ids: list[int]
 
 
-def rule_preview(*, slug: str, rule: dict | None) -> RulePreview:
-    """What setting `rule` on the segment would do now, changing nothing: the users it matches (before the
-    percent; the first 20 by id), and the memberships saving it would add and remove (with the percent
-    saving it would set). The same SQL as the apply (services/automatic.py)."""
+def rule_preview(*, slug: str, rule: dict | None, rollout_percent: Decimal | None = None) -> RulePreview:
+    """What setting `rule` (and `rollout_percent`, if given) on the segment would do now, changing nothing:
+    the users it matches (before the percent; the first 20 by id), and the memberships saving it would add
+    and remove (with the percent saving it would set). The same SQL as the apply (services/automatic.py)."""
     compiled = _compiled(rule)
     segment = segment_get(slug=slug)
     [definition] = segment_definitions(segment_ids=[segment.pk])
-    proposed = definition_with(definition, rule=compiled, percent=_percent_for(rule, None, segment.rollout_percent))
+    percent = _percent_for(rule, rollout_percent, segment.rollout_percent)
+    proposed = definition_with(definition, rule=compiled, percent=percent)
     matching, params = matching_sql(compiled)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM ({matching}) m", params)
