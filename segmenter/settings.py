@@ -150,6 +150,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 SEGMENTER_IMPORT_MAX_MIB = env.int("SEGMENTER_IMPORT_MAX_MIB", default=200)
 LARGE_BODY_PATHS = {
     r"^/api/v1/segments/[^/]+/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
+    r"^/api/v1/users/attributes/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
     r"^/admin/segments/segment/[^/]+/import/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
 }
 SEGMENTER_BODY_TIMEOUT = env.float("SEGMENTER_BODY_TIMEOUT", default=30.0)

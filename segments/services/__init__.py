@@ -2,7 +2,7 @@
 
 from segments.services.expiry import memberships_expire
 from segments.services.history_partitions import history_partitions, history_partitions_ensure, history_purge
-from segments.services.import_queue import import_create, import_files_purge
+from segments.services.import_queue import attribute_import_create, import_create, import_files_purge
 from segments.services.imports import import_run
 from segments.services.memberships import (
     AddItem,
@@ -18,6 +18,7 @@ __all__ = [
     "AddItem",
     "MembershipsChange",
     "RolloutResult",
+    "attribute_import_create",
     "bucket",
     "history_partitions",
     "history_partitions_ensure",

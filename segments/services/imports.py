@@ -52,21 +52,31 @@ def import_run(import_id: int, *, chunk_lines: int | None = None) -> Import:
     """Check, stage and apply the import, or resume it where it stopped; returns it as it ends.
     Chunks of `chunk_lines` lines, by default settings.SEGMENTER_IMPORT_CHUNK_LINES."""
     started = _start(import_id)
-    if started is not None:
-        _run(started, _Stage(import_id), chunk_lines or settings.SEGMENTER_IMPORT_CHUNK_LINES)
+    if started is None:
+        return Import.objects.get(pk=import_id)
+    chunk_lines = chunk_lines or settings.SEGMENTER_IMPORT_CHUNK_LINES
+    if started.kind == Import.Kind.ATTRIBUTES:
+        # That module builds on this one: the receiving, staging, chunks and resuming are these.
+        from segments.services.attribute_imports import AttributeStage, attributes_apply_chunk
+
+        _run(started, AttributeStage(import_id), chunk_lines, attributes_apply_chunk)
+    else:
+        _run(started, _Stage(import_id), chunk_lines, _apply_chunk)
     return Import.objects.get(pk=import_id)
 
 
-def _run(started: Import, stage: "_Stage", chunk_lines: int) -> None:
+def _run(started: Import, stage: "_Stage", chunk_lines: int, apply_chunk) -> None:
+    """Stage the file unless staged already, then apply `apply_chunk(import id, stage, chunk_lines)` until it
+    answers False (each call one chunk, one transaction)."""
     try:
         if started.total is None or not stage.ready(started):
             problems = stage.fill(started)
             if problems is not None:
                 _finish(started, Import.Status.FAILED, error=problems, stage=stage)
                 return
-        while _apply_chunk(started.pk, stage, chunk_lines):
+        while apply_chunk(started.pk, stage, chunk_lines):
             pass
-        if started.mode == Import.Mode.REPLACE:
+        if started.kind == Import.Kind.MEMBERS and started.mode == Import.Mode.REPLACE:
             while _remove_unlisted(started.pk, stage, chunk_lines):
                 pass
     except ImportFailed as exc:
