@@ -85,7 +85,8 @@ class AttributeStage(_Stage):
                 total, invalid, problems = _parse_file(current.file_name, copy, merge=current.mode == _MERGE)
             if not invalid:
                 invalid, problems = _repeated(cursor, self.table)
-            if not invalid and current.mode == _MERGE:
+            if not invalid and current.mode == _MERGE and current.total is None:
+                # Once: staged again after a crash, some chunks are in, and each chunk checks its own results.
                 invalid, problems = _merged_too_large(cursor, self.table)
             if invalid:
                 transaction.set_rollback(True)
