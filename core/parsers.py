@@ -6,6 +6,7 @@ from django.conf import settings
 from rest_framework import exceptions, parsers
 
 from core.errors import PayloadTooLarge
+from core.middleware import body_limit
 
 
 def _reject_constant(name: str):
@@ -29,10 +30,11 @@ def loads(text: str):
 
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        request = (parser_context or {}).get("request")
+        limit = body_limit(request.path) if request is not None else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
-            raise PayloadTooLarge()
+            raise PayloadTooLarge(f"Request body is larger than {limit // 1048576} MiB.")
         if not raw.strip():
             raise exceptions.ParseError("JSON parse error - the request body is empty.")
         try:

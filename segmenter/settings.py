@@ -152,6 +152,7 @@ LARGE_BODY_PATHS = {
     r"^/api/v1/segments/[^/]+/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
     r"^/api/v1/users/attributes/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
     r"^/admin/segments/segment/[^/]+/import/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
+    r"^/api/v1/users/attributes/$": 16 * 1024 * 1024,  # a batch of 10,000 users' attributes
 }
 SEGMENTER_BODY_TIMEOUT = env.float("SEGMENTER_BODY_TIMEOUT", default=30.0)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024

@@ -10,8 +10,8 @@ from events.views import WebhookViewSet
 from reports import views as reports_views
 from segmenter import seed_api
 from segmenter.metrics import MetricsView
-from segments.views import AttributeImportsView, ImportViewSet, SegmentViewSet
-from users.views import UsersSegmentsView, UserViewSet
+from segments.views import AttributeImportsView, ImportViewSet, RulePreviewView, SegmentViewSet
+from users.views import UsersAttributesView, UsersSegmentsView, UserViewSet
 
 
 class Router(SimpleRouter):
@@ -47,6 +47,8 @@ urlpatterns = [
     # Before the router, whose users/{user_id}/ would take "segments" for a user id.
     path("api/v1/users/segments/", views.served(UsersSegmentsView), name="users-segments"),
     path("api/v1/users/attributes/imports/", views.served(AttributeImportsView), name="attribute-imports"),
+    path("api/v1/users/attributes/", views.served(UsersAttributesView), name="users-attributes"),
+    path("api/v1/segments/<str:slug>/rule/preview/", views.served(RulePreviewView), name="segment-rule-preview"),
     path("api/v1/", include(router.urls)),
     path("api/create_segment", views.served(seed_api.CreateSegmentView)),
     path("api/delete_segment", views.served(seed_api.DeleteSegmentView)),

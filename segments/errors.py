@@ -59,3 +59,10 @@ class ImportQueueFull(ServiceError):
             max_bytes=max_bytes,
         )
         self.headers = {"Retry-After": str(retry_after)}
+
+
+class ExclusionNotFound(ServiceError):
+    status, code, title = 404, "not_found", "Not found"
+
+    def __init__(self, slug: str, user_id: int) -> None:
+        super().__init__(f"User {user_id} is not excluded from {slug}.")

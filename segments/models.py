@@ -17,6 +17,9 @@ class Segment(models.Model):
     rollout_percent = models.DecimalField(max_digits=5, decimal_places=2, default=0)
     created_at = models.DateTimeField(db_default=Now(), editable=False)
     updated_at = models.DateTimeField(db_default=Now(), editable=False)
+    # The condition tree of API.md ("Segments defined by rules"), or None; its compiled form is SegmentRule,
+    # apart so that a segment's events show the rule changing, not its compilation.
+    rule = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["slug"]
@@ -30,6 +33,46 @@ class Segment(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+
+class SegmentRule(models.Model):
+    """A segment's rule compiled (segments/rules.py CompiledRule), written with the rule, read by automatic
+    assignment (services/automatic.py). The row goes with its segment: the foreign key is ON DELETE CASCADE
+    in the database (migration 0015)."""
+
+    segment = models.OneToOneField(
+        Segment, primary_key=True, on_delete=models.CASCADE, db_constraint=False, related_name="compiled_rule"
+    )
+    path = models.TextField()
+    relative = models.BooleanField()
+    matches_empty = models.BooleanField()
+
+    def __str__(self) -> str:
+        return f"rule of {self.segment_id}"
+
+
+class Exclusion(models.Model):
+    """A user that automatic assignment leaves out of a segment: an automatic member removed by hand, until a
+    manual add or until the exclusion is deleted. Goes with its user and its segment (ON DELETE CASCADE in the
+    database, migration 0015)."""
+
+    user = models.ForeignKey(
+        "users.User", on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="+"
+    )
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="exclusions"
+    )
+    at = models.DateTimeField(db_default=Now(), editable=False)
+    actor = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        ordering = ["segment", "user"]
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "user"], name="exclusion_unique_segment_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} excluded from {self.segment_id}"
 
 
 class MembershipActive(models.Func):
@@ -51,6 +94,7 @@ class Membership(models.Model):
     class Source(models.TextChoices):
         MANUAL = "manual"
         ROLLOUT = "rollout"
+        RULE = "rule"
 
     # No single-column indexes: (user, segment) unique and (segment, user) cover both lookups.
     user = models.ForeignKey("users.User", on_delete=models.CASCADE, related_name="memberships", db_index=False)
@@ -65,7 +109,7 @@ class Membership(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "segment"], name="membership_unique_user_segment"),
             models.CheckConstraint(
-                condition=models.Q(source__in=["manual", "rollout"]), name="membership_source_valid"
+                condition=models.Q(source__in=["manual", "rollout", "rule"]), name="membership_source_valid"
             ),
             models.CheckConstraint(
                 condition=models.Q(expires_at__lt=EXPIRES_BEFORE), name="membership_expires_at_range"
@@ -102,6 +146,7 @@ class HistoryEvent(models.Model):
         SEGMENT_DELETED = "segment_deleted"
         USER_DELETED = "user_deleted"
         IMPORT = "import"
+        RULE = "rule"
 
     user_id = models.BigIntegerField()
     segment_slug = models.CharField(max_length=100)
@@ -118,7 +163,7 @@ class HistoryEvent(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(
-                    source__in=["api", "admin", "rollout", "ttl", "segment_deleted", "user_deleted", "import"]
+                    source__in=["api", "admin", "rollout", "ttl", "segment_deleted", "user_deleted", "import", "rule"]
                 ),
                 name="history_source_valid",
             ),

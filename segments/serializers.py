@@ -6,6 +6,28 @@ from core.serializers import StrictSerializer
 from segments.fields import SlugField, SlugListField
 from segments.services.memberships import MAX_TTL_SECONDS, AddItem
 
+RULE_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "description": 'A condition tree over user attributes (docs/api.md, Rules): {"all"|"any": [node, ...]},'
+    ' {"not": node}, or {"attribute", "op", "value"}; null for no rule',
+    "example": {
+        "all": [
+            {"attribute": "city", "op": "in", "value": ["Moscow", "Saint Petersburg"]},
+            {"attribute": "app_version", "op": "version_gte", "value": "6.2"},
+        ]
+    },
+}
+
+
+@extend_schema_field(RULE_SCHEMA)
+class RuleField(serializers.JSONField):
+    """A segment's rule as sent: checked by rule_compile when it is saved (or previewed)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_null=True, **kwargs)
+
+
 PERCENT = {"max_digits": 5, "decimal_places": 2, "min_value": 0, "max_value": 100, "coerce_to_string": False}
 
 
@@ -13,6 +35,7 @@ class SegmentSerializer(serializers.Serializer):
     slug = serializers.CharField()
     description = serializers.CharField()
     rollout_percent = serializers.DecimalField(**PERCENT)
+    rule = RuleField()
     member_count = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -21,7 +44,8 @@ class SegmentSerializer(serializers.Serializer):
 class SegmentCreateSerializer(StrictSerializer):
     slug = SlugField()
     description = serializers.CharField(max_length=10_000, allow_blank=True, required=False, default="")
-    rollout_percent = JSONNumberField(**PERCENT, required=False, default=0)
+    rollout_percent = JSONNumberField(**PERCENT, required=False)
+    rule = RuleField(required=False)
 
 
 class SegmentChangeSerializer(StrictSerializer):
@@ -29,6 +53,24 @@ class SegmentChangeSerializer(StrictSerializer):
 
     description = serializers.CharField(max_length=10_000, allow_blank=True, required=False)
     rollout_percent = JSONNumberField(**PERCENT, required=False)
+    rule = RuleField(required=False)
+
+
+class RulePreviewRequestSerializer(StrictSerializer):
+    rule = RuleField()
+
+
+class RulePreviewSerializer(serializers.Serializer):
+    matching = serializers.IntegerField()
+    would_add = serializers.IntegerField()
+    would_remove = serializers.IntegerField()
+    sample_user_ids = serializers.ListField(child=serializers.IntegerField())
+
+
+class ExclusionSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    actor = serializers.CharField()
 
 
 class MemberSerializer(serializers.Serializer):

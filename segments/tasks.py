@@ -8,7 +8,7 @@ from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
 from core.jobs import job_round, periodic_job
-from segments.services import history_partitions_ensure, import_files_purge, memberships_expire
+from segments.services import history_partitions_ensure, import_files_purge, memberships_expire, relative_rules_apply
 from segments.services.imports import RUN_TASK, import_run
 
 EXPIRY_SWEEP = "expire_memberships"  # the job whose last run /metrics reports
@@ -17,6 +17,8 @@ EXPIRY_SWEEP = "expire_memberships"  # the job whose last run /metrics reports
 expire_memberships = periodic_job(EXPIRY_SWEEP, memberships_expire, cron="* * * * * *")
 # History's monthly partitions, created ahead, every minute.
 history_partitions = periodic_job("history_partitions", history_partitions_ensure, cron="* * * * *")
+# Rules with relative times (`-P30D`) re-evaluated as time passes, every minute (as actor `system`).
+relative_rules = periodic_job("relative_rules", relative_rules_apply, cron="* * * * *")
 # Import files no unfinished import owns, an hour after they were written, every minute.
 purge_import_files = periodic_job("purge_import_files", import_files_purge, cron="* * * * *")
 

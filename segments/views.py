@@ -8,18 +8,22 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from core.auth import actor_of
+from core.fields import parse_user_id
 from core.pagination import SlugPagination, UserIdPagination
 from core.serializers import problems, request_example, validated
 from segments import selectors, services
 from segments.fields import parse_slug
-from segments.models import Import, Membership
+from segments.models import Exclusion, Import, Membership
 from segments.serializers import (
     AttributeImportRequestSerializer,
+    ExclusionSerializer,
     ImportRequestSerializer,
     ImportSerializer,
     MemberSerializer,
     RolloutRequestSerializer,
     RolloutResultSerializer,
+    RulePreviewRequestSerializer,
+    RulePreviewSerializer,
     SegmentChangeSerializer,
     SegmentCreateSerializer,
     SegmentSerializer,
@@ -29,6 +33,14 @@ SLUG_PARAM = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="S
 IMPORT_FORMATS = {"text/csv": "csv", "application/json": "json"}
 ATTRIBUTE_IMPORT_FORMATS = {"application/x-ndjson": "ndjson", "text/csv": "csv"}
 IDEMPOTENCY_KEY_MAX = 255
+RULE_EXAMPLE = {
+    "all": [
+        {"attribute": "city", "op": "in", "value": ["Moscow", "Saint Petersburg"]},
+        {"attribute": "app_version", "op": "version_gte", "value": "6.2"},
+        {"attribute": "registered_at", "op": "after", "value": "-P30D"},
+    ]
+}
+USER_ID_PARAM = OpenApiParameter("user_id", int, OpenApiParameter.PATH, description="The user's id, 1..2^63-1")
 
 IDEMPOTENCY_KEY_PARAM = OpenApiParameter(
     "Idempotency-Key",
@@ -52,6 +64,10 @@ IDEMPOTENCY_KEY_PARAM = OpenApiParameter(
                 "With a rollout to 10 percent of users",
                 {"slug": "AVITO_DISCOUNT_50", "description": "50% off promotion", "rollout_percent": 10},
             ),
+            request_example(
+                "Defined by a rule (its percent 100 unless given)",
+                {"slug": "MOSCOW_NEW_APP", "rule": RULE_EXAMPLE},
+            ),
         ],
         responses={201: SegmentSerializer, **problems(400, 401, 403, 409, 413, 415)},
     ),
@@ -66,7 +82,11 @@ IDEMPOTENCY_KEY_PARAM = OpenApiParameter(
         summary="Change a segment",
         parameters=[SLUG_PARAM],
         request=SegmentChangeSerializer,
-        examples=[request_example("Raise the rollout", {"rollout_percent": 25})],
+        examples=[
+            request_example("Raise the rollout", {"rollout_percent": 25}),
+            request_example("Set a rule", {"rule": RULE_EXAMPLE}),
+            request_example("Clear the rule", {"rule": None}),
+        ],
         responses={200: SegmentSerializer, **problems(400, 401, 403, 404, 413, 415)},
     ),
     destroy=extend_schema(
@@ -148,6 +168,32 @@ class SegmentViewSet(viewsets.GenericViewSet):
             slug=slug, percent=data["percent"], dry_run=data["dry_run"], actor=actor_of(request)
         )
         return Response(RolloutResultSerializer(result).data)
+
+    @extend_schema(
+        summary="Users excluded from the segment's automatic assignment",
+        parameters=[SLUG_PARAM],
+        responses={200: ExclusionSerializer(many=True), **problems(400, 401, 404)},
+    )
+    @action(detail=True, methods=["get"], pagination_class=UserIdPagination)
+    def exclusions(self, request, slug=None):
+        segment = services.segment_get(slug=self._slug())
+        page = self.paginate_queryset(Exclusion.objects.filter(segment=segment).values("user_id", "at", "actor"))
+        return self.get_paginated_response(ExclusionSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="End a user's exclusion (the user is evaluated at once)",
+        parameters=[SLUG_PARAM, USER_ID_PARAM],
+        responses={204: None, **problems(400, 401, 403, 404)},
+    )
+    @action(detail=True, methods=["delete"], url_path="exclusions/(?P<user_id>[^/]+)", url_name="exclusion")
+    def exclusion(self, request, slug=None, user_id=None):
+        slug = self._slug()
+        try:
+            user_id = parse_user_id(user_id)
+        except exceptions.ValidationError as exc:
+            raise exceptions.ValidationError({"user_id": exc.detail}) from None
+        services.exclusion_delete(slug=slug, user_id=user_id, actor=actor_of(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         summary="Import members from a file (CSV or JSON, up to 200 MiB), applied by the worker",
@@ -302,3 +348,20 @@ class ImportViewSet(viewsets.GenericViewSet):
         if found is None:
             raise exceptions.NotFound("No such import.")
         return Response(ImportSerializer(found).data)
+
+
+class RulePreviewView(APIView):
+    read_only_safe_methods = ("POST",)  # a preview changes nothing
+
+    @extend_schema(
+        operation_id="v1_segments_rule_preview",
+        summary="What saving a rule would do: users matching, memberships added and removed, a sample",
+        parameters=[SLUG_PARAM],
+        request=RulePreviewRequestSerializer,
+        examples=[request_example("A rule", {"rule": RULE_EXAMPLE})],
+        responses={200: RulePreviewSerializer, **problems(400, 401, 404, 413, 415)},
+    )
+    def post(self, request, slug=None):
+        data = validated(RulePreviewRequestSerializer, request.data)
+        preview = services.rule_preview(slug=parse_slug(slug), rule=data["rule"])
+        return Response(RulePreviewSerializer(preview).data)

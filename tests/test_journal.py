@@ -145,7 +145,12 @@ def test_segment_writes__one_event_each_with_the_actor_and_what_changed(api):
 
     found = [(e.type, e.segment, e.actor, e.changes) for e in Event.objects.order_by("id")]
     assert found == [
-        ("segment.created", "S1", "tests", {"description": [None, "one"], "rollout_percent": [None, 0.0]}),
+        (
+            "segment.created",
+            "S1",
+            "tests",
+            {"description": [None, "one"], "rollout_percent": [None, 0.0], "rule": [None, None]},
+        ),
         ("segment.updated", "S1", "tests", {"description": ["one", "two"]}),
         ("segment.updated", "S1", "tests", {"rollout_percent": [0.0, 12.5]}),
         ("segment.deleted", "S1", "tests", None),

@@ -18,9 +18,9 @@ from drf_spectacular.generators import SchemaGenerator
 from core.models import ApiToken
 from events.models import Message, Webhook
 from segmenter.wsgi import application
-from segments.models import HistoryEvent, Import, Membership, Segment
+from segments.models import Exclusion, HistoryEvent, Import, Membership, Segment
 from segments.services import AddItem, memberships_update, segment_create
-from users.models import User
+from users.models import User, UserAttributes
 from users.services import user_register
 
 pytestmark = pytest.mark.django_db
@@ -49,6 +49,9 @@ BODIES = {
     "/api/v1/users/segments/": {"user_ids": [1000, 5000]},
     "/api/v1/users/attributes/imports/": {"user_id": 1000, "attributes": {"city": "Omsk"}},  # one NDJSON line
     "/api/v1/users/{user_id}/segments/": {"add": ["SEG_B"], "remove": ["SEG_A"]},
+    "/api/v1/users/{user_id}/attributes/": {"attributes": {"city": "Moscow"}},
+    "/api/v1/users/attributes/": {"users": [{"user_id": 1000, "attributes": {"city": "Moscow"}}]},
+    "/api/v1/segments/{slug}/rule/preview/": {"rule": {"attribute": "city", "op": "eq", "value": "Moscow"}},
     "/api/v1/reports/": {"from": "2026-01"},
     "/api/v1/webhooks/": {"url": "http://93.184.215.14/hooks"},
     "/api/v1/webhooks/{id}/": {"description": "changed"},
@@ -66,7 +69,7 @@ NO_OP_WRITES = {("/api/v1/users/{user_id}/", "PUT")}
 # Documented operations that only read the database but write a report file (any token may).
 REPORT_WRITERS = {("/api/v1/reports/", "POST"), ("/api/get_user_history", "GET"), ("/api/get_user_history", "HEAD")}
 # Documented reads by POST: they change nothing and write no file (any token may).
-POST_READS = {("/api/v1/users/segments/", "POST")}
+POST_READS = {("/api/v1/users/segments/", "POST"), ("/api/v1/segments/{slug}/rule/preview/", "POST")}
 
 
 def _groups(regex: str):
@@ -116,6 +119,8 @@ FINGERPRINTED = [
     (User, None),
     (Segment, None),
     (Membership, None),
+    (UserAttributes, None),
+    (Exclusion, None),
     (HistoryEvent, None),
     (Webhook, None),
     (Message, ["id", "msg_id"]),
@@ -196,6 +201,7 @@ def data():
     segment_create(slug="SEG_A", actor="t")
     segment_create(slug="SEG_B", actor="t")
     memberships_update(user_id=1000, add=[AddItem(slug="SEG_A")], remove=[], source="api", actor="t")
+    Exclusion.objects.create(user_id=1000, segment=Segment.objects.get(slug="SEG_A"), actor="t")
     folder = Path(settings.MEDIA_ROOT) / "reports"
     folder.mkdir(parents=True)
     (folder / REPORT_NAME).write_text("user_id;segment;operation;at\n")

@@ -30,16 +30,22 @@ def users_register(*, user_ids: list[int], actor: str) -> tuple[int, int]:
     if not ids:
         return 0, 0
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO users_user (id, created_at) SELECT unnest(%s::bigint[]), {CLOCK}"
-                " ON CONFLICT (id) DO NOTHING RETURNING id",
-                [ids],
-            )
-            created = [row[0] for row in cursor.fetchall()]
+        created = users_insert(user_ids=ids)
         if created:
             rollout_join_users(user_ids=created, actor=actor)
     return len(created), len(ids) - len(created)
+
+
+def users_insert(*, user_ids: list[int]) -> list[int]:
+    """Insert the users not registered yet, in one statement, and return their ids: the caller makes them
+    join their segments (rollout_join_users, or an attribute write's evaluation) in its transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO users_user (id, created_at) SELECT unnest(%s::bigint[]), {CLOCK}"
+            " ON CONFLICT (id) DO NOTHING RETURNING id",
+            [sorted(set(user_ids))],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 def user_delete(*, user_id: int, actor: str) -> int:

@@ -14,8 +14,14 @@ from segments import selectors
 from segments.serializers import MembershipsChangeSerializer, MembershipsPatchSerializer
 from segments.services import memberships_update
 from users import services
+from users.attribute_writes import user_attributes_get, user_attributes_write, users_attributes_write
 from users.models import User
 from users.serializers import (
+    AttributesBatchResultSerializer,
+    AttributesBatchSerializer,
+    AttributesSerializer,
+    AttributesWriteSerializer,
+    AttributesWrittenSerializer,
     UserSegmentsSerializer,
     UserSerializer,
     UsersRegisterResultSerializer,
@@ -24,6 +30,7 @@ from users.serializers import (
     UsersSegmentsSerializer,
 )
 
+ATTRIBUTES_EXAMPLE = {"city": "Moscow", "app_version": "6.2.1", "registered_at": "2026-11-20T10:00:00Z"}
 USER_ID_PARAM = OpenApiParameter("user_id", int, OpenApiParameter.PATH, description="The user's id, 1..2^63-1")
 
 
@@ -103,6 +110,61 @@ class UserViewSet(viewsets.GenericViewSet):
             raise UserNotFound(user_id)
         return Response({"user_id": user_id, "segments": slugs})
 
+    def _attributes(self, user_id: int, written=None, status_code=status.HTTP_200_OK) -> Response:
+        attributes, updated_at = user_attributes_get(user_id=user_id)
+        data = {"user_id": user_id, "attributes": attributes, "updated_at": updated_at}
+        if written is None:
+            return Response(AttributesSerializer(data).data)
+        data |= {"entered": written.entered.get(user_id, []), "left": written.left.get(user_id, [])}
+        return Response(AttributesWrittenSerializer(data).data, status=status_code)
+
+    @extend_schema(
+        summary="The user's attributes",
+        parameters=[USER_ID_PARAM],
+        responses={200: AttributesSerializer, **problems(400, 401, 404)},
+    )
+    @action(detail=True, methods=["get"])
+    def attributes(self, request, user_id=None):
+        return self._attributes(user_id_from(self.kwargs))
+
+    @extend_schema(
+        summary="Replace the user's attributes (registers an unknown user: 201)",
+        parameters=[USER_ID_PARAM],
+        request=AttributesWriteSerializer,
+        examples=[request_example("Attributes", {"attributes": ATTRIBUTES_EXAMPLE})],
+        responses={
+            200: AttributesWrittenSerializer,
+            201: AttributesWrittenSerializer,
+            **problems(400, 401, 403, 413, 415),
+        },
+    )
+    @attributes.mapping.put
+    def attributes_replace(self, request, user_id=None):
+        return self._attributes_write(merge=False)
+
+    @extend_schema(
+        summary="Merge a patch into the user's attributes (RFC 7396: null deletes a key)",
+        parameters=[USER_ID_PARAM],
+        request=AttributesWriteSerializer,
+        examples=[request_example("Set one, delete another", {"attributes": {"city": "Kazan", "tags": None}})],
+        responses={200: AttributesWrittenSerializer, **problems(400, 401, 403, 404, 413, 415)},
+    )
+    @attributes.mapping.patch
+    def attributes_merge(self, request, user_id=None):
+        return self._attributes_write(merge=True)
+
+    def _attributes_write(self, *, merge: bool) -> Response:
+        user_id = user_id_from(self.kwargs)
+        data = validated(AttributesWriteSerializer, self.request.data)
+        written = user_attributes_write(
+            user_id=user_id,
+            attributes=data["attributes"],
+            merge=merge,
+            register=not merge,
+            actor=actor_of(self.request),
+        )
+        return self._attributes(user_id, written, status.HTTP_201_CREATED if written.created else status.HTTP_200_OK)
+
     @extend_schema(
         summary="Add and remove the user's segments, all or nothing",
         parameters=[USER_ID_PARAM],
@@ -130,6 +192,43 @@ class UserViewSet(viewsets.GenericViewSet):
             user_id=user_id, add=data["add"], remove=data["remove"], source="api", actor=actor_of(request)
         )
         return Response(MembershipsChangeSerializer(change).data)
+
+
+class UsersAttributesView(APIView):
+    @extend_schema(
+        operation_id="v1_users_attributes_batch",
+        summary="Write many users' attributes (up to 10,000, all or nothing; unknown users are registered)",
+        request=AttributesBatchSerializer,
+        examples=[
+            request_example(
+                "Merge two users' attributes",
+                {
+                    "users": [
+                        {"user_id": 1000, "attributes": ATTRIBUTES_EXAMPLE},
+                        {"user_id": 1001, "attributes": {"city": None}},
+                    ],
+                    "mode": "merge",
+                },
+            )
+        ],
+        responses={200: AttributesBatchResultSerializer, **problems(400, 401, 403, 413, 415)},
+    )
+    def post(self, request):
+        data = validated(AttributesBatchSerializer, request.data)
+        written = users_attributes_write(
+            items=[(item["user_id"], item["attributes"]) for item in data["users"]],
+            merge=data["mode"] == "merge",
+            register=True,
+            actor=actor_of(request),
+        )
+        return Response(
+            {
+                "created": len(written.created),
+                "updated": written.updated,
+                "entered": sum(map(len, written.entered.values())),
+                "left": sum(map(len, written.left.values())),
+            }
+        )
 
 
 class UsersSegmentsView(APIView):

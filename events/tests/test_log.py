@@ -75,7 +75,11 @@ def test_segment_services__create_update_rollout_delete__segment_events_with_cha
 
     found = [(e.type, e.changes, e.actor) for e in Event.objects.filter(type__startswith="segment.").order_by("id")]
     assert found == [
-        ("segment.created", {"description": [None, "first"], "rollout_percent": [None, 12.5]}, "pm"),
+        (
+            "segment.created",
+            {"description": [None, "first"], "rollout_percent": [None, 12.5], "rule": [None, None]},
+            "pm",
+        ),
         ("segment.updated", {"description": ["first", "second"]}, "pm"),
         ("segment.updated", {"rollout_percent": [12.5, 40.0]}, "pm"),
         ("segment.deleted", None, "pm"),

@@ -25,6 +25,7 @@ from core.errors import ValidationFailed
 from core.fields import MAX_USER_ID
 from segments.attributes import KEY, MAX_BYTES, MAX_KEYS, attributes_clean, attributes_merge
 from segments.models import Import
+from segments.services.automatic import automatic_apply
 from segments.services.import_files import import_file_lines
 from segments.services.imports import (
     COPY_ROWS,
@@ -32,8 +33,8 @@ from segments.services.imports import (
     ImportFailed,
     _count,
     _Counts,
+    _insert_listed,
     _list_unknown,
-    _register_listed,
     _Stage,
 )
 
@@ -238,7 +239,11 @@ class _LineParser:
 def attributes_apply_chunk(import_id: int, stage: AttributeStage, chunk_lines: int) -> bool:
     """Apply the next chunk of lines and move `done` past it, in one transaction; False when none is left.
 
-    Its statements join the lines to users and attributes by their indexes (as imports._locked says why)."""
+    As an attribute write does (users/attribute_writes.py): the users not registered are inserted (`register`),
+    the chunk's users locked in id order (FOR NO KEY UPDATE: one user's writes serialise), the attributes
+    written, then the registered users evaluated against every segment (rollouts and rules) and the others
+    whose attributes changed against the rule segments (services/automatic.py). Its statements join the
+    lines to users and attributes by their indexes (imports._locked says why)."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_hashjoin = off")
         cursor.execute("SET LOCAL enable_mergejoin = off")
@@ -246,22 +251,22 @@ def attributes_apply_chunk(import_id: int, stage: AttributeStage, chunk_lines: i
         if current.done >= current.total:
             return False
         lines = [current.done, min(current.done + chunk_lines, current.total)]  # n in (first, last]
-        counts = _Counts()
-        if current.register:
-            counts.registered = _register_listed(cursor, stage, lines, current.actor)
+        created = _insert_listed(cursor, stage, lines) if current.register else []
         cursor.execute(
-            f"SELECT count(*), count(u.id) FROM {stage.table} i LEFT JOIN users_user u ON u.id = i.user_id"
-            " WHERE i.n > %s AND i.n <= %s",
+            f"SELECT u.id FROM {stage.table} i JOIN users_user u ON u.id = i.user_id WHERE i.n > %s AND i.n <= %s"
+            " ORDER BY u.id FOR NO KEY UPDATE OF u",
             lines,
         )
-        rows, known = cursor.fetchone()
-        counts.unknown_users = rows - known
+        known = len(cursor.fetchall())
+        counts = _Counts(registered=len(created), unknown_users=lines[1] - lines[0] - known)
         if counts.unknown_users and len(current.unknown_user_ids) < MAX_PROBLEMS:
             _list_unknown(cursor, stage, lines, current)
         changed = _merge(cursor, stage, lines) if current.mode == _MERGE else _replace(cursor, stage, lines)
-        entered, left = _rules_apply(actor=current.actor, user_ids=changed)
+        new = set(created)
+        joined = _rules_apply(actor=current.actor, user_ids=sorted(new), rules_only=False)
+        rules = _rules_apply(actor=current.actor, user_ids=sorted(set(changed) - new), rules_only=True)
         # The columns an attribute import keeps its counts in (Import.ATTRIBUTE_COUNTS).
-        counts.added, counts.already_member, counts.removed = known - counts.registered, entered, left
+        counts.added, counts.already_member, counts.removed = known - len(created), joined[0] + rules[0], rules[1]
         _count(cursor, import_id, counts, done=lines[1])
     return True
 
@@ -271,8 +276,7 @@ def _replace(cursor, stage: AttributeStage, lines: list[int]) -> list[int]:
     cursor.execute(
         "INSERT INTO users_userattributes AS a (user_id, attributes, updated_at)"
         f" SELECT i.user_id, i.attributes, {CLOCK} FROM {stage.table} i JOIN users_user u ON u.id = i.user_id"
-        # In user id order, KEY SHARE of the user first: as imports._add_listed says why.
-        " WHERE i.n > %s AND i.n <= %s ORDER BY i.user_id FOR KEY SHARE OF u"
+        " WHERE i.n > %s AND i.n <= %s ORDER BY i.user_id"
         " ON CONFLICT (user_id) DO UPDATE SET attributes = EXCLUDED.attributes, updated_at = EXCLUDED.updated_at"
         " WHERE a.attributes IS DISTINCT FROM EXCLUDED.attributes RETURNING a.user_id",
         lines,
@@ -299,8 +303,7 @@ def _merge(cursor, stage: AttributeStage, lines: list[int]) -> list[int]:
         "INSERT INTO users_userattributes AS a (user_id, attributes, updated_at)"
         f" SELECT i.user_id, jsonb_strip_nulls(i.attributes), {CLOCK}"
         f" FROM {stage.table} i JOIN users_user u ON u.id = i.user_id WHERE i.n > %s AND i.n <= %s"
-        " AND NOT EXISTS (SELECT 1 FROM users_userattributes x WHERE x.user_id = i.user_id)"
-        " ORDER BY i.user_id FOR KEY SHARE OF u"
+        " AND NOT EXISTS (SELECT 1 FROM users_userattributes x WHERE x.user_id = i.user_id) ORDER BY i.user_id"
         f" ON CONFLICT (user_id) DO UPDATE SET attributes = jsonb_strip_nulls(a.attributes || {patch}),"
         f" updated_at = EXCLUDED.updated_at RETURNING a.user_id, NULL, {_too_large_sql('a.attributes')}",
         [*lines, *lines],
@@ -316,7 +319,10 @@ def _merge(cursor, stage: AttributeStage, lines: list[int]) -> list[int]:
     return [row[0] for row in written]
 
 
-def _rules_apply(*, actor: str, user_ids: list[int]) -> tuple[int, int]:
-    """Evaluate the users whose attributes changed against the rule segments, in the caller's transaction;
-    (user–segment pairs entered, left)."""
-    return 0, 0
+def _rules_apply(*, actor: str, user_ids: list[int], rules_only: bool) -> tuple[int, int]:
+    """Evaluate `user_ids` against the rule segments (`rules_only`) or every segment, in the caller's
+    transaction; (user–segment pairs entered, left)."""
+    if not user_ids:
+        return 0, 0
+    result = automatic_apply(actor=actor, user_ids=user_ids, rules_only=rules_only)
+    return result.added, result.removed

@@ -281,15 +281,21 @@ def _register_listed(cursor, stage: _Stage, lines: list[int], actor: str) -> int
     """Register the chunk's users who are not registered yet, in one statement, and give them the
     rollouts that cover them (as users_register does for a list); returns how many were registered.
     The segment is locked already: segment, then the rollout lock shared, as a rollout takes them."""
+    created = _insert_listed(cursor, stage, lines)
+    if created:
+        rollout_join_users(user_ids=created, actor=actor)
+    return len(created)
+
+
+def _insert_listed(cursor, stage: _Stage, lines: list[int]) -> list[int]:
+    """Insert the chunk's users who are not registered yet, in one statement; their ids. The caller makes
+    them join their segments in its transaction."""
     cursor.execute(
         f"INSERT INTO users_user (id, created_at) SELECT i.user_id, {CLOCK} FROM {stage.table} i"
         " WHERE i.n > %s AND i.n <= %s ORDER BY i.user_id ON CONFLICT (id) DO NOTHING RETURNING id",
         lines,
     )
-    created = [row[0] for row in cursor.fetchall()]
-    if created:
-        rollout_join_users(user_ids=created, actor=actor)
-    return len(created)
+    return [row[0] for row in cursor.fetchall()]
 
 
 def _list_unknown(cursor, stage: _Stage, lines: list[int], current: Import) -> None:

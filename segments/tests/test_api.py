@@ -11,7 +11,7 @@ def test_create__new_slug__201_segment_object(api):
     response = api.post("/api/v1/segments/", {"slug": "AVITO_DISCOUNT_30", "description": "30% off"}, format="json")
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"slug", "description", "rollout_percent", "member_count", "created_at", "updated_at"}
+    assert set(body) == {"slug", "description", "rollout_percent", "rule", "member_count", "created_at", "updated_at"}
     assert (body["slug"], body["description"], body["rollout_percent"], body["member_count"]) == (
         "AVITO_DISCOUNT_30",
         "30% off",

@@ -8,8 +8,8 @@ from django.db import connection
 
 from segments.management.commands import import_attributes
 from segments.management.commands.import_attributes import _summary
-from segments.models import Import, Membership, Segment
-from segments.services import attribute_imports, import_files, import_run
+from segments.models import HistoryEvent, Import, Membership, Segment
+from segments.services import attribute_imports, import_files, import_run, segment_create
 from segments.services.attribute_imports import AttributeStage, attributes_apply_chunk
 from segments.services.imports import _start
 from users.models import User, UserAttributes
@@ -325,3 +325,45 @@ def test_import_attributes_command__invalid_line__waits_then_command_error_namin
     with pytest.raises(CommandError, match=r"1 invalid line; nothing was changed.\nline 2: expected an object"):
         call_command("import_attributes", str(path))
     assert 2 not in stored()
+
+
+def test_import__rule_segments__users_enter_and_leave_with_history_as_a_write_does(api, users):
+    segment_create(slug="MSK", rule={"attribute": "city", "op": "eq", "value": "Moscow"}, actor="pm")
+    segment_create(slug="NO_CITY", rule={"attribute": "city", "op": "not_exists"}, actor="pm")
+    segment_create(slug="HALF", rollout_percent=100, actor="pm")
+    assert _members() == {("MSK", 1), ("NO_CITY", 2), ("NO_CITY", 3), ("HALF", 1), ("HALF", 2), ("HALF", 3)}
+    body = ndjson(
+        {"user_id": 1, "attributes": {"city": None}},  # leaves MSK, enters NO_CITY
+        {"user_id": 2, "attributes": {"city": "Moscow"}},  # enters MSK, leaves NO_CITY
+        {"user_id": 3, "attributes": {"age": 3}},  # changed, stays
+        {"user_id": 77, "attributes": {"city": "Moscow"}},  # registered: enters MSK and HALF
+    )
+
+    shown = run(api, body, chunk_lines=2)
+
+    assert (shown["status"], shown["created"], shown["updated"], shown["entered"], shown["left"]) == (
+        "succeeded",
+        1,
+        3,
+        4,
+        2,
+    )
+    assert _members() == {
+        *{("NO_CITY", 1), ("MSK", 2), ("NO_CITY", 3), ("MSK", 77)},
+        *{("HALF", 1), ("HALF", 2), ("HALF", 3), ("HALF", 77)},
+    }
+    history = set(
+        HistoryEvent.objects.filter(actor="tests").values_list("segment_slug", "user_id", "operation", "source")
+    )
+    assert history == {
+        ("MSK", 1, "removed", "rule"),
+        ("NO_CITY", 1, "added", "rule"),
+        ("MSK", 2, "added", "rule"),
+        ("NO_CITY", 2, "removed", "rule"),
+        ("MSK", 77, "added", "rule"),
+        ("HALF", 77, "added", "rollout"),
+    }
+
+
+def _members() -> set[tuple[str, int]]:
+    return set(Membership.objects.values_list("segment__slug", "user_id"))

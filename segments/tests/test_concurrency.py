@@ -11,7 +11,17 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from segments.models import HistoryEvent, Membership, Segment
-from segments.services import AddItem, bucket, memberships_expire, memberships_update, rollout_apply
+from segments.services import (
+    AddItem,
+    automatic_verify,
+    bucket,
+    memberships_expire,
+    memberships_update,
+    rollout_apply,
+    segment_create,
+    segment_update,
+)
+from users.attribute_writes import user_attributes_write, users_attributes_write
 from users.models import User
 from users.services import users_register
 
@@ -149,3 +159,55 @@ def test_users_register__during_an_uncommitted_rollout__sees_its_new_percent(ass
     members = set(Membership.objects.filter(segment__slug="S").values_list("user_id", flat=True))
     assert members == {u for u in range(1, 1001) if bucket("S", u) < 1000}
     assert_database_history_replays()
+
+
+def test_attribute_writes_rule_changes_registrations_and_removals_at_once__verify_finds_nothing(
+    assert_database_history_replays,
+):
+    """Attribute writes of the same users, rule and percent changes of the segments, registrations and manual
+    removals (exclusions) interleave; afterwards every automatic membership equals its definition."""
+    users_register(user_ids=list(range(1, 41)), actor="tests")
+    cities = ["Moscow", "Kazan", "Perm"]
+    rules = [{"attribute": "city", "op": "eq", "value": city} for city in cities] + [
+        {"not": {"attribute": "city", "op": "in", "value": ["Moscow", "Kazan"]}},
+        None,
+    ]
+    for index in range(3):
+        segment_create(slug=f"R{index}", rule=rules[index], actor="tests")
+
+    def writer(index: int) -> None:
+        rng = random.Random(index)
+        for _ in range(15):
+            choice = rng.random()
+            if index == 0:  # rules and percents change
+                segment_update(
+                    slug=f"R{rng.randrange(3)}",
+                    rule=rng.choice(rules),
+                    rollout_percent=Decimal(rng.choice([30, 70, 100])),
+                    actor="pm",
+                )
+            elif index == 1:  # new users register, and are removed by hand from a segment
+                user_id = 100 + rng.randrange(1000)
+                users_register(user_ids=[user_id], actor="registrar")
+                memberships_update(
+                    user_id=rng.randrange(1, 41), add=[], remove=[f"R{rng.randrange(3)}"], source="api", actor="pm"
+                )
+            elif choice < 0.5:
+                user_attributes_write(
+                    user_id=rng.randrange(1, 41),
+                    attributes={"city": rng.choice([*cities, None])},
+                    merge=True,
+                    register=False,
+                    actor=f"writer-{index}",
+                )
+            else:
+                users_attributes_write(
+                    items=[(user_id, {"city": rng.choice(cities)}) for user_id in rng.sample(range(1, 41), 10)],
+                    merge=False,
+                    register=True,
+                    actor=f"writer-{index}",
+                )
+
+    assert run_threads(5, writer) == []
+    assert automatic_verify() == []
+    assert assert_database_history_replays() > 0
