@@ -10,9 +10,9 @@ attributes become.
 
 The worker checks every line first (and, for merge, each result against the limits, from the stored
 attributes): one invalid line fails the import and nothing changes. Then it applies the lines in chunks,
-one transaction each, set-based: the users not registered are registered (`register`, joining the
-rollouts that cover them) or skipped and counted, the attributes written in one statement, and the users
-whose values changed evaluated against the rule segments in the same transaction.
+one transaction each, set-based, as an attribute write does (attributes_apply_chunk): the users not
+registered are registered (`register`) or skipped and counted, the attributes written, and the registered
+users evaluated against every segment, the others whose values changed against the rule segments.
 """
 
 import csv
@@ -285,9 +285,9 @@ def _replace(cursor, stage: AttributeStage, lines: list[int]) -> list[int]:
 
 
 def _merge(cursor, stage: AttributeStage, lines: list[int]) -> list[int]:
-    """Apply the chunk's patches to its known users in two statements: the stored attributes merged where
-    they are (under the row's lock, so a write in between is merged, not lost), then the users without
-    any stored (the patch without its nulls), where a row written in between is merged instead. A result
+    """Apply the chunk's patches to its known users (locked already) in two statements: the stored
+    attributes merged where they are, then the users without any stored (the patch without its nulls),
+    where a row written in between is merged instead. A result
     past the limits (a write since the check) fails the import: this chunk is rolled back, those before
     it stay. Returns the users whose attributes changed."""
     merged = "jsonb_strip_nulls(a.attributes || i.attributes)"

@@ -9,7 +9,7 @@ from django.db import connection
 from segments.management.commands import import_attributes
 from segments.management.commands.import_attributes import _summary
 from segments.models import HistoryEvent, Import, Membership, Segment
-from segments.services import attribute_imports, import_files, import_run, segment_create
+from segments.services import attribute_imports, automatic_verify, import_files, import_run, segment_create
 from segments.services.attribute_imports import AttributeStage, attributes_apply_chunk
 from segments.services.imports import _start
 from users.models import User, UserAttributes
@@ -363,6 +363,7 @@ def test_import__rule_segments__users_enter_and_leave_with_history_as_a_write_do
         ("MSK", 77, "added", "rule"),
         ("HALF", 77, "added", "rollout"),
     }
+    assert automatic_verify() == []
 
 
 def _members() -> set[tuple[str, int]]:
