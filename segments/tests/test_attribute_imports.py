@@ -368,3 +368,14 @@ def test_import__rule_segments__users_enter_and_leave_with_history_as_a_write_do
 
 def _members() -> set[tuple[str, int]]:
     return set(Membership.objects.values_list("segment__slug", "user_id"))
+
+
+def test_import__body_over_1_mib__taken(api, users):
+    line = json.dumps({"user_id": 2, "attributes": {"note": "x" * 900}}).encode() + b"\n"
+    body = line + b"\n" * (1024 * 1024)  # blank lines are skipped
+
+    response = post(api, body)
+
+    assert response.status_code == 202, response.content
+    import_run(response.json()["id"])
+    assert stored()[2] == {"note": "x" * 900}
