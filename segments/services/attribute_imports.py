@@ -262,6 +262,9 @@ def attributes_apply_chunk(import_id: int, stage: AttributeStage, chunk_lines: i
         if counts.unknown_users and len(current.unknown_user_ids) < MAX_PROBLEMS:
             _list_unknown(cursor, stage, lines, current)
         changed = _merge(cursor, stage, lines) if current.mode == _MERGE else _replace(cursor, stage, lines)
+        # The evaluation plans its own joins, over segments' members as well: the planner's choice again.
+        cursor.execute("SET LOCAL enable_hashjoin TO DEFAULT")
+        cursor.execute("SET LOCAL enable_mergejoin TO DEFAULT")
         new = set(created)
         joined = _rules_apply(actor=current.actor, user_ids=sorted(new), rules_only=False)
         rules = _rules_apply(actor=current.actor, user_ids=sorted(set(changed) - new), rules_only=True)
@@ -286,10 +289,10 @@ def _replace(cursor, stage: AttributeStage, lines: list[int]) -> list[int]:
 
 def _merge(cursor, stage: AttributeStage, lines: list[int]) -> list[int]:
     """Apply the chunk's patches to its known users (locked already) in two statements: the stored
-    attributes merged where they are, then the users without any stored (the patch without its nulls),
-    where a row written in between is merged instead. A result
-    past the limits (a write since the check) fails the import: this chunk is rolled back, those before
-    it stay. Returns the users whose attributes changed."""
+    attributes merged where they are, then the users without any stored (the patch without its nulls;
+    merged into a row that a writer not locking the user inserted meanwhile). A result past the limits
+    (a write since the check) fails the import: this chunk is rolled back, those before it stay. Returns
+    the users whose attributes changed."""
     merged = "jsonb_strip_nulls(a.attributes || i.attributes)"
     cursor.execute(
         f"UPDATE users_userattributes a SET attributes = {merged}, updated_at = {CLOCK} FROM {stage.table} i"
