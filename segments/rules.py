@@ -63,10 +63,19 @@ def rule_predicate(rule: CompiledRule, *, document: str, now: datetime | None = 
     """
     if not rule.relative:
         return f"{document} @@ %s::jsonpath", [rule.path]
+    predicate, params = rule_predicate_of("%s::jsonpath", document=document, now=now)
+    return predicate, [rule.path, *params]
+
+
+def rule_predicate_of(path: str, *, document: str, now: datetime | None = None) -> tuple[str, list]:
+    """SQL true where `document` matches the compiled path that the SQL expression `path` gives, and its
+    parameters: rule_predicate's form with relative times (jsonb_path_match, silent, `$now`), which gives any
+    path its verdict, `@@`'s included, so that one statement can evaluate the rules of many segments, read
+    from a column (a user against every rule segment). No index serves it: it is for a few users."""
     clock, params = ("now()", []) if now is None else ("%s::timestamptz", [now])
     return (
-        f"jsonb_path_match({document}, %s::jsonpath, jsonb_build_object('now', extract(epoch FROM {clock})), true)",
-        [rule.path, *params],
+        f"jsonb_path_match({document}, {path}, jsonb_build_object('now', extract(epoch FROM {clock})), true)",
+        params,
     )
 
 

@@ -73,6 +73,19 @@ class ExclusionSerializer(serializers.Serializer):
     actor = serializers.CharField()
 
 
+class ExplanationSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    segment = serializers.CharField()
+    member = serializers.BooleanField()
+    source = serializers.CharField(allow_null=True)
+    added_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    rule_matches = serializers.BooleanField(allow_null=True)
+    bucket = serializers.IntegerField()
+    in_rollout = serializers.BooleanField()
+    excluded = serializers.BooleanField()
+
+
 class MemberSerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
     added_at = serializers.DateTimeField()

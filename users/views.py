@@ -11,8 +11,9 @@ from core.errors import UserNotFound
 from core.fields import parse_user_id
 from core.serializers import problems, request_example, validated
 from segments import selectors
-from segments.serializers import MembershipsChangeSerializer, MembershipsPatchSerializer
-from segments.services import memberships_update
+from segments.fields import parse_slug
+from segments.serializers import ExplanationSerializer, MembershipsChangeSerializer, MembershipsPatchSerializer
+from segments.services import membership_explain, memberships_update
 from users import services
 from users.attribute_writes import user_attributes_get, user_attributes_write, users_attributes_write
 from users.models import User
@@ -109,6 +110,17 @@ class UserViewSet(viewsets.GenericViewSet):
         if slugs is None:
             raise UserNotFound(user_id)
         return Response({"user_id": user_id, "segments": slugs})
+
+    @extend_schema(
+        operation_id="v1_users_segment_explain",
+        summary="Why the user is, or is not, in a segment: membership, rule match, bucket, exclusion",
+        parameters=[USER_ID_PARAM, OpenApiParameter("slug", str, OpenApiParameter.PATH, description="Segment slug")],
+        responses={200: ExplanationSerializer, **problems(400, 401, 404)},
+    )
+    @action(detail=True, methods=["get"], url_path="segments/(?P<slug>[^/]+)", url_name="segment-explain")
+    def segment_explain(self, request, user_id=None, slug=None):
+        explanation = membership_explain(user_id=user_id_from(self.kwargs), slug=parse_slug(slug))
+        return Response(ExplanationSerializer(explanation).data)
 
     def _attributes(self, user_id: int, written=None, status_code=status.HTTP_200_OK) -> Response:
         attributes, updated_at = user_attributes_get(user_id=user_id)

@@ -1,6 +1,13 @@
 """Business logic of segments: every write to segments, memberships and history is here."""
 
-from segments.services.automatic import AutomaticResult, automatic_apply, automatic_verify, relative_rules_apply
+from segments.services.automatic import (
+    AutomaticResult,
+    Explanation,
+    automatic_apply,
+    automatic_verify,
+    membership_explain,
+    relative_rules_apply,
+)
 from segments.services.exclusions import exclusion_delete
 from segments.services.expiry import memberships_expire
 from segments.services.history_partitions import history_partitions, history_partitions_ensure, history_purge
@@ -27,6 +34,7 @@ from segments.services.segments import (
 __all__ = [
     "AddItem",
     "AutomaticResult",
+    "Explanation",
     "RulePreview",
     "automatic_apply",
     "automatic_verify",
@@ -46,6 +54,7 @@ __all__ = [
     "memberships_add_users",
     "memberships_expire",
     "memberships_remove_all",
+    "membership_explain",
     "memberships_update",
     "relative_rules_apply",
     "rollout_apply",

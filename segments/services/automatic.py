@@ -17,17 +17,21 @@ exclusion committed before it, and those after it see its definition; their call
 """
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
 
 from core.db import CLOCK
+from core.errors import UserNotFound
 from segments.db import bucket_sql, rollout_lock
-from segments.rules import CompiledRule, rule_predicate
+from segments.errors import SegmentNotFound
+from segments.rules import CompiledRule, rule_predicate, rule_predicate_of
 from segments.selectors import active_sql
 from segments.services.journal import journal
 
 AUTOMATIC = "('rule', 'rollout')"
+NOBODY = "SELECT NULL::bigint AS user_id, NULL::bigint AS segment_id WHERE false"
 
 
 def threshold(percent: Decimal | int | float) -> int:
@@ -87,26 +91,29 @@ def segment_definitions(
 ) -> list[Definition]:
     """The definitions of segments (all, or `segment_ids`), in id order. `lock` True: for an evaluation of
     every user (segment rows FOR NO KEY UPDATE, then the rollout lock exclusive); False: of some users (the
-    rollout lock shared, then segment rows FOR KEY SHARE); None: no lock."""
-    where, params = ["true"], []
-    if segment_ids is not None:
-        where.append("s.id = ANY(%s)")
-        params.append(list(segment_ids))
-    if rules_only:
-        where.append("r.segment_id IS NOT NULL")
-    if lock is False:
-        rollout_lock(shared=True)
-    row_lock = {None: "", True: " FOR NO KEY UPDATE OF s", False: " FOR KEY SHARE OF s"}[lock]
+    rollout lock shared, then segment rows FOR KEY SHARE); None: no lock.
+
+    With `lock` True the rows are locked first and read after the rollout lock, by a statement of its own:
+    a row locked after waiting for a change of its rule would come back changed, but joined with its old
+    compiled rule."""
+    rules = " AND EXISTS (SELECT 1 FROM segments_segmentrule r WHERE r.segment_id = s.id)" if rules_only else ""
+    where, params = ("s.id = ANY(%s)", [list(segment_ids)]) if segment_ids is not None else ("true", [])
     with connection.cursor() as cursor:
+        if lock is True:
+            cursor.execute(
+                f"SELECT s.id FROM segments_segment s WHERE {where}{rules} ORDER BY s.id FOR NO KEY UPDATE", params
+            )
+            where, params = "s.id = ANY(%s)", [[row[0] for row in cursor.fetchall()]]
+            rollout_lock(shared=False)
+        elif lock is False:
+            rollout_lock(shared=True)
         cursor.execute(
             "SELECT s.id, s.slug, s.rollout_percent, r.path, r.relative, r.matches_empty"
             " FROM segments_segment s LEFT JOIN segments_segmentrule r ON r.segment_id = s.id"
-            f" WHERE {' AND '.join(where)} ORDER BY s.id{row_lock}",
+            f" WHERE {where}{rules} ORDER BY s.id{' FOR KEY SHARE OF s' if lock is False else ''}",
             params,
         )
         rows = cursor.fetchall()
-    if lock is True:
-        rollout_lock(shared=False)
     return [
         Definition(id, slug, threshold(percent), None if path is None else CompiledRule(path, relative, empty))
         for id, slug, percent, path, relative, empty in rows
@@ -147,25 +154,51 @@ def matching_sql(rule: CompiledRule | None, *, scoped: bool = False, lock: bool 
 
 
 def _with(definitions: list[Definition], user_ids: list[int] | None, *, lock: bool = False) -> tuple[str, list]:
-    """The statement's `WITH`: `desired` (user_id, segment_id), the automatic members the definitions give,
-    of `scope_users` (the users evaluated, sent once) when `user_ids` is given; `lock`: see matching_sql."""
-    prefix, params = "WITH ", []
+    """The statement's `WITH`: `desired` (user_id, segment_id), the automatic members the definitions give;
+    of `scope_users` (the users evaluated, sent once) when `user_ids` is given. `lock`: see matching_sql.
+
+    Every user: a `UNION ALL` of each segment's scan (rule_predicate, which the index can serve). Some
+    users: one join of those users with every definition, each rule read from the definitions' column
+    (rule_predicate_of), planned once however many segments."""
+    definitions = [definition for definition in definitions if definition.limit > 0]  # others desire no one
     if user_ids is not None:
-        prefix += "scope_users AS MATERIALIZED (SELECT DISTINCT unnest(%s::bigint[]) AS id), "
-        params.append(list(user_ids))
-    parts = []
+        return _with_users(definitions, user_ids, lock=lock)
+    if not definitions:
+        return f"WITH desired AS ({NOBODY})", []
+    parts, params = [], []
     for definition in definitions:
-        if definition.limit <= 0:
-            continue
-        matching, matching_params = matching_sql(definition.rule, scoped=user_ids is not None, lock=lock)
+        matching, matching_params = matching_sql(definition.rule, lock=lock)
         parts.append(
             f"SELECT d.user_id, %s::bigint AS segment_id FROM ({matching}) d"
             f" WHERE {bucket_sql('%s', 'd.user_id')} < %s AND NOT EXISTS ("
             " SELECT 1 FROM segments_exclusion e WHERE e.segment_id = %s AND e.user_id = d.user_id)"
         )
         params += [definition.id, *matching_params, definition.slug, definition.limit, definition.id]
-    desired = " UNION ALL ".join(parts) or "SELECT NULL::bigint AS user_id, NULL::bigint AS segment_id WHERE false"
-    return f"{prefix}desired AS MATERIALIZED ({desired})", params
+    return f"WITH desired AS MATERIALIZED ({' UNION ALL '.join(parts)})", params
+
+
+def _with_users(definitions: list[Definition], user_ids: list[int], *, lock: bool) -> tuple[str, list]:
+    scope_users = "WITH scope_users AS MATERIALIZED (SELECT DISTINCT unnest(%s::bigint[]) AS id),"
+    if not definitions:
+        return f"{scope_users} desired AS ({NOBODY})", [list(user_ids)]
+    predicate, predicate_params = rule_predicate_of("s.path", document="coalesce(a.document, '{}'::jsonb)")
+    sql = (
+        f"{scope_users} desired AS MATERIALIZED ("
+        "  SELECT u.id AS user_id, s.id AS segment_id"
+        "  FROM scope_users su JOIN users_user u ON u.id = su.id"
+        "  LEFT JOIN users_userattributes a ON a.user_id = u.id"
+        "  CROSS JOIN unnest(%s::bigint[], %s::text[], %s::integer[], %s::jsonpath[]) AS s(id, slug, lim, path)"
+        f"  WHERE {bucket_sql('s.slug', 'u.id')} < s.lim AND (s.path IS NULL OR {predicate})"
+        "  AND NOT EXISTS (SELECT 1 FROM segments_exclusion e WHERE e.segment_id = s.id AND e.user_id = u.id)"
+        f"{' FOR KEY SHARE OF u' if lock else ''})"
+    )
+    columns = [
+        [definition.id for definition in definitions],
+        [definition.slug for definition in definitions],
+        [definition.limit for definition in definitions],
+        [None if definition.rule is None else definition.rule.path for definition in definitions],
+    ]
+    return sql, [list(user_ids), *columns, *predicate_params]
 
 
 def _scope(definitions: list[Definition], user_ids: list[int] | None) -> tuple[str, list]:
@@ -288,3 +321,69 @@ def relative_rules_apply() -> int:
         return 0
     result = automatic_apply(actor="system", segment_ids=segment_ids, rules_only=True)
     return result.added + result.removed
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a user is, or is not, in a segment (API.md: GET /api/v1/users/{user_id}/segments/{slug}/)."""
+
+    user_id: int
+    segment: str
+    member: bool
+    source: str | None
+    added_at: datetime | None
+    expires_at: datetime | None
+    rule_matches: bool | None  # None: the segment has no rule
+    bucket: int
+    in_rollout: bool
+    excluded: bool
+
+
+def membership_explain(*, user_id: int, slug: str) -> Explanation:
+    """The user's membership of the segment and each part of its definition, evaluated by the same SQL as
+    the apply. UserNotFound, SegmentNotFound."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM users_user WHERE id = %s)", [user_id])
+        if not cursor.fetchone()[0]:
+            raise UserNotFound(user_id)
+        cursor.execute("SELECT id FROM segments_segment WHERE slug = %s", [slug])
+        row = cursor.fetchone()
+        if row is None:
+            raise SegmentNotFound([slug])
+        [definition] = segment_definitions(segment_ids=[row[0]])
+        cursor.execute(
+            f"SELECT m.source, m.added_at, m.expires_at FROM segments_membership m"
+            f" WHERE m.user_id = %s AND m.segment_id = %s AND {active_sql('m')}",
+            [user_id, definition.id],
+        )
+        membership = cursor.fetchone()
+        rule_matches = None
+        if definition.rule is not None:
+            matching, params = matching_sql(definition.rule, scoped=True)
+            cursor.execute(
+                "WITH scope_users AS (SELECT %s::bigint AS id)"
+                f" SELECT EXISTS ({matching}), {bucket_sql('%s', '%s::bigint')}",
+                [user_id, *params, definition.slug, user_id],
+            )
+            rule_matches, user_bucket = cursor.fetchone()
+        else:
+            cursor.execute(f"SELECT {bucket_sql('%s', '%s::bigint')}", [definition.slug, user_id])
+            user_bucket = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM segments_exclusion WHERE segment_id = %s AND user_id = %s)",
+            [definition.id, user_id],
+        )
+        excluded = cursor.fetchone()[0]
+    source, added_at, expires_at = membership or (None, None, None)
+    return Explanation(
+        user_id,
+        slug,
+        membership is not None,
+        source,
+        added_at,
+        expires_at,
+        rule_matches,
+        user_bucket,
+        user_bucket < definition.limit,
+        excluded,
+    )

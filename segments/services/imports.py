@@ -269,7 +269,7 @@ def _apply_chunk(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
             if counts.unknown_users and len(current.unknown_user_ids) < MAX_PROBLEMS:
                 _list_unknown(cursor, stage, lines, current)
             if current.mode == Import.Mode.REMOVE:
-                counts.removed = _remove_listed(cursor, stage, lines, segment_id)
+                counts.removed = _remove_listed(cursor, stage, lines, segment_id, current.actor)
             else:
                 counts.added = _add_listed(cursor, stage, lines, segment_id, current)
                 counts.already_member = known - counts.added
@@ -311,12 +311,17 @@ def _list_unknown(cursor, stage: _Stage, lines: list[int], current: Import) -> N
 
 def _add_listed(cursor, stage: _Stage, lines: list[int], segment_id: int, current: Import) -> int:
     """Listed members get the line's expiry (or the TTL's, or none) and become manual, as a PATCH
-    would do; the other known users are added. Returns how many were added."""
+    would do (ending their exclusions); the other known users are added. Returns how many were added."""
     expiry = None
     if current.ttl_seconds:
         cursor.execute(f"SELECT {CLOCK} + make_interval(secs => %s)", [current.ttl_seconds])
         expiry = cursor.fetchone()[0]
     new_expiry = "coalesce(i.expires_at, %s::timestamptz)"
+    cursor.execute(  # a manual add ends an exclusion, as the PATCH's does
+        f"DELETE FROM segments_exclusion e USING {stage.table} i"
+        " WHERE i.n > %s AND i.n <= %s AND e.segment_id = %s AND e.user_id = i.user_id",
+        [*lines, segment_id],
+    )
     cursor.execute(
         f"UPDATE segments_membership m SET source = 'manual', expires_at = {new_expiry} FROM {stage.table} i"
         " WHERE i.n > %s AND i.n <= %s AND m.segment_id = %s AND m.user_id = i.user_id"
@@ -337,13 +342,20 @@ def _add_listed(cursor, stage: _Stage, lines: list[int], segment_id: int, curren
     return cursor.rowcount
 
 
-def _remove_listed(cursor, stage: _Stage, lines: list[int], segment_id: int) -> int:
+def _remove_listed(cursor, stage: _Stage, lines: list[int], segment_id: int, actor: str) -> int:
+    """Remove the listed members; an automatic one (source `rule` or `rollout`) is excluded, as a PATCH's
+    removal excludes it. Returns how many were removed."""
     cursor.execute(
-        f"DELETE FROM segments_membership m USING {stage.table} i"
-        " WHERE i.n > %s AND i.n <= %s AND m.segment_id = %s AND m.user_id = i.user_id",
-        [*lines, segment_id],
+        "WITH removed AS ("
+        f" DELETE FROM segments_membership m USING {stage.table} i"
+        " WHERE i.n > %s AND i.n <= %s AND m.segment_id = %s AND m.user_id = i.user_id"
+        " RETURNING m.user_id, m.source), excluded AS ("
+        f" INSERT INTO segments_exclusion (user_id, segment_id, at, actor) SELECT user_id, %s, {CLOCK}, %s"
+        " FROM removed WHERE source <> 'manual' ORDER BY user_id ON CONFLICT (segment_id, user_id) DO NOTHING)"
+        " SELECT count(*) FROM removed",
+        [*lines, segment_id, segment_id, actor],
     )
-    return cursor.rowcount
+    return cursor.fetchone()[0]
 
 
 def _remove_unlisted(import_id: int, stage: _Stage, chunk_lines: int) -> bool:

@@ -157,3 +157,12 @@ def test_segment_updated_event__rule_change__names_rule_not_its_compiled_form(pe
     segment_update(slug="MSK", rule={"not": MOSCOW}, actor="pm")
     event = Event.objects.filter(type="segment.updated").latest("id")
     assert event.changes == {"rule": [MOSCOW, {"not": MOSCOW}]}
+
+
+def test_attribute_change__segment_at_0_percent__its_rule_members_leave(people, without_journal):
+    segment_create(slug="MSK", rule=MOSCOW, actor="pm")
+    with without_journal():  # lowered past the services: its members are still there
+        Segment.objects.filter(slug="MSK").update(rollout_percent=0)
+    result = automatic_apply(actor="w", user_ids=[1, 2], rules_only=True, details=True)
+    assert (result.removed, result.left) == (1, {1: ["MSK"]})
+    assert set(members("MSK")) == {3, 5}

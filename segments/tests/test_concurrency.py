@@ -3,7 +3,7 @@
 import random
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,12 +17,13 @@ from segments.services import (
     bucket,
     memberships_expire,
     memberships_update,
+    relative_rules_apply,
     rollout_apply,
     segment_create,
     segment_update,
 )
 from users.attribute_writes import user_attributes_write, users_attributes_write
-from users.models import User
+from users.models import User, UserAttributes
 from users.services import users_register
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -211,3 +212,45 @@ def test_attribute_writes_rule_changes_registrations_and_removals_at_once__verif
     assert run_threads(5, writer) == []
     assert automatic_verify() == []
     assert assert_database_history_replays() > 0
+
+
+def test_time_sweep__waiting_for_an_uncommitted_rule_change__evaluates_the_new_rule():
+    """The sweep locks the segment only once the rule change commits; it must then read the new compiled rule,
+    not the changed segment row joined with the rule compiled before."""
+    users_register(user_ids=[1, 2, 3, 4], actor="tests")
+    now, old = datetime.now(UTC), datetime.now(UTC) - timedelta(days=40)
+    UserAttributes.objects.bulk_create(
+        [
+            UserAttributes(user_id=1, attributes={"seen": now.isoformat(), "city": "Moscow"}),
+            UserAttributes(user_id=2, attributes={"seen": now.isoformat()}),
+            UserAttributes(user_id=3, attributes={"seen": old.isoformat(), "city": "Moscow"}),
+            UserAttributes(user_id=4, attributes={"seen": old.isoformat()}),
+        ]
+    )
+    segment_create(slug="SEEN", rule={"attribute": "seen", "op": "after", "value": "-P30D"}, actor="setup")
+    new_rule = {
+        "all": [
+            {"attribute": "seen", "op": "after", "value": "-P60D"},
+            {"attribute": "city", "op": "eq", "value": "Moscow"},
+        ]
+    }
+    changed, swept = threading.Event(), threading.Event()
+    sweeper: list[int] = []
+
+    def worker(index: int) -> None:
+        if index == 0:
+            with transaction.atomic():
+                segment_update(slug="SEEN", rule=new_rule, actor="pm")
+                changed.set()
+                assert wait_for(lambda: swept.is_set() or blocked_by_me(sweeper), 30)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                sweeper.append(cursor.fetchone()[0])
+            changed.wait(10)
+            relative_rules_apply()
+            swept.set()
+
+    assert run_threads(2, worker) == []
+    assert set(Membership.objects.filter(segment__slug="SEEN").values_list("user_id", flat=True)) == {1, 3}
+    assert automatic_verify() == []

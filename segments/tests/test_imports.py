@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from core.errors import BodyTooLarge, MalformedJson, ValidationFailed
 from events.models import Event
 from segments.errors import IdempotencyKeyReused, SegmentNotFound
-from segments.models import HistoryEvent, Import, Membership, Segment
+from segments.models import Exclusion, HistoryEvent, Import, Membership, Segment
 from segments.services import (
     import_create,
     import_files,
@@ -568,3 +568,17 @@ def test_import_run__chunk_cancelled_by_the_database__stays_running_and_resumes(
     assert (Import.objects.get(pk=created.pk).status, Import.objects.get(pk=created.pk).done) == ("running", 0)
     done = import_run(created.pk, chunk_lines=2)
     assert counts(done) == ("succeeded", 3, 3, 3, 0, 0, 0)
+
+
+def test_import_run__remove_automatic_members__excluded_and_an_add_ends_it(segment):
+    rollout_apply(slug="IMPORTED", percent=100, actor="pm")
+    memberships_update(user_id=2, add=[AddItem(slug="IMPORTED")], remove=[], actor="earlier", source="api")
+
+    run("1\n2\n", mode="remove")
+
+    assert list(Exclusion.objects.values_list("user_id", "actor")) == [(1, "pm")]
+    rollout_apply(slug="IMPORTED", percent=50, actor="pm")
+    rollout_apply(slug="IMPORTED", percent=100, actor="pm")
+    assert 1 not in members() and 2 in members()  # 2 was a manual member: not excluded, covered again
+    run("1\n", mode="add")
+    assert not Exclusion.objects.exists() and 1 in members()

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from core.errors import ValidationFailed
-from segments.rules import CompiledRule, rule_compile, rule_predicate, rule_text
+from segments.rules import CompiledRule, rule_compile, rule_predicate, rule_predicate_of, rule_text
 from users.models import User, UserAttributes
 
 pytestmark = pytest.mark.django_db
@@ -88,7 +88,14 @@ def _matching(rule: CompiledRule, now: datetime | None) -> set[int]:
         own, own_params = rule_predicate(rule, document="document", now=now)
         cursor.execute(f"SELECT user_id FROM users_userattributes WHERE {own}", own_params)
         attributes_rows_only = {row[0] for row in cursor.fetchall()}
-    assert one_by_one == set_based
+        # The form that reads the path from a column (many segments' rules in one statement) agrees.
+        of_column, of_params = rule_predicate_of("r.path", document="coalesce(a.document, '{}')", now=now)
+        cursor.execute(
+            f"SELECT u.id FROM {users} CROSS JOIN (SELECT %s::jsonpath AS path) r WHERE {of_column}",
+            [rule.path, *of_params],
+        )
+        from_column = {row[0] for row in cursor.fetchall()}
+    assert one_by_one == set_based == from_column
     assert count == len(set_based)
     assert (7 in set_based) is rule.matches_empty  # user 7 has no attributes row
     if not rule.matches_empty:

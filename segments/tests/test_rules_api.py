@@ -3,7 +3,7 @@
 import pytest
 
 from segments.models import Exclusion, HistoryEvent, Membership, Segment
-from segments.services import AddItem, automatic_verify, memberships_update, segment_create
+from segments.services import AddItem, automatic_verify, bucket, memberships_update, segment_create
 from users.models import UserAttributes
 from users.services import users_register
 
@@ -109,3 +109,30 @@ def test_exclusion__manual_add__ends_it(people):
     memberships_update(user_id=3, add=[], remove=["S"], source="api", actor="pm")
     memberships_update(user_id=3, add=[AddItem("S")], remove=[], source="api", actor="pm")
     assert not Exclusion.objects.exists() and members("S")[3] == "manual"
+
+
+def test_explain__member_by_rule__each_part_answered(api, problem, people):
+    segment_create(slug="S", rule=MOSCOW, rollout_percent=50, actor="pm")
+    member = next(iter(members("S")))
+    body = api.get(f"/api/v1/users/{member}/segments/S/").json()
+    assert {key: body[key] for key in ("user_id", "segment", "member", "source", "rule_matches", "in_rollout")} == {
+        "user_id": member,
+        "segment": "S",
+        "member": True,
+        "source": "rule",
+        "rule_matches": True,
+        "in_rollout": True,
+    }
+    assert body["bucket"] == bucket("S", member) and body["excluded"] is False and body["added_at"]
+    memberships_update(user_id=2, add=[], remove=["S"], source="api", actor="pm")
+    body = api.get("/api/v1/users/2/segments/S/").json()
+    assert (body["member"], body["source"], body["rule_matches"], body["excluded"]) == (False, None, False, False)
+    problem(api.get("/api/v1/users/2/segments/NOPE/"), 404, "segment_not_found")
+    problem(api.get("/api/v1/users/999/segments/S/"), 404, "user_not_found")
+
+
+def test_explain__excluded_and_without_rule(api, people):
+    segment_create(slug="R", rollout_percent=100, actor="pm")
+    memberships_update(user_id=3, add=[], remove=["R"], source="api", actor="pm")
+    body = api.get("/api/v1/users/3/segments/R/").json()
+    assert (body["member"], body["rule_matches"], body["in_rollout"], body["excluded"]) == (False, None, True, True)
