@@ -3,16 +3,29 @@ the users entering the rule segments their new attributes match, each once."""
 
 import io
 import json
+import time
 
 import pytest
 
 from segments.models import HistoryEvent, Import, Membership
 from segments.services import attribute_import_create, automatic_verify, segment_create
-from tests.test_imports_live import current, wait_for
 from users.models import UserAttributes
 from users.services import users_seed
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for(check, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def current() -> Import:
+    return Import.objects.get()
 
 
 def test_attribute_import__worker_killed_mid_import__resumed_each_line_once_and_rules_agree(
