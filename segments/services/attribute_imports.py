@@ -33,6 +33,7 @@ from segments.services.imports import (
     ImportFailed,
     _count,
     _Counts,
+    _index_joins,
     _insert_listed,
     _list_unknown,
     _Stage,
@@ -245,8 +246,7 @@ def attributes_apply_chunk(import_id: int, stage: AttributeStage, chunk_lines: i
     whose attributes changed against the rule segments (services/automatic.py). Its statements join the
     lines to users and attributes by their indexes (imports._locked says why)."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_hashjoin = off")
-        cursor.execute("SET LOCAL enable_mergejoin = off")
+        _index_joins(cursor, True)
         current = Import.objects.select_for_update().get(pk=import_id)
         if current.done >= current.total:
             return False
@@ -262,9 +262,7 @@ def attributes_apply_chunk(import_id: int, stage: AttributeStage, chunk_lines: i
         if counts.unknown_users and len(current.unknown_user_ids) < MAX_PROBLEMS:
             _list_unknown(cursor, stage, lines, current)
         changed = _merge(cursor, stage, lines) if current.mode == _MERGE else _replace(cursor, stage, lines)
-        # The evaluation plans its own joins, over segments' members as well: the planner's choice again.
-        cursor.execute("SET LOCAL enable_hashjoin TO DEFAULT")
-        cursor.execute("SET LOCAL enable_mergejoin TO DEFAULT")
+        _index_joins(cursor, False)  # for the evaluation
         new = set(created)
         joined = _rules_apply(actor=current.actor, user_ids=sorted(new), rules_only=False)
         rules = _rules_apply(actor=current.actor, user_ids=sorted(set(changed) - new), rules_only=True)

@@ -238,13 +238,21 @@ def _locked(cursor, import_id: int) -> tuple[int, Import]:
     taken before the import make the planner pick them), so a chunk's cost would grow with the
     tables, not with the chunk. Turned off for this transaction only (SET LOCAL).
     """
-    cursor.execute("SET LOCAL enable_hashjoin = off")
-    cursor.execute("SET LOCAL enable_mergejoin = off")
+    _index_joins(cursor, True)
     current = Import.objects.only("segment_id").get(pk=import_id)
     cursor.execute("SELECT id FROM segments_segment WHERE id = %s FOR NO KEY UPDATE", [current.segment_id])
     if cursor.fetchone() is None:
         raise ImportFailed("The segment was deleted during the import.")
     return current.segment_id, Import.objects.select_for_update().get(pk=import_id)
+
+
+def _index_joins(cursor, only: bool) -> None:
+    """Make this transaction's statements join by indexes only (`_locked` says why), or let the planner choose
+    again: the evaluation of users against segments (services/automatic.py) plans its own joins over segments'
+    members, which nested loops alone would take minutes a chunk over."""
+    value = "off" if only else "DEFAULT"
+    cursor.execute(f"SET LOCAL enable_hashjoin TO {value}")
+    cursor.execute(f"SET LOCAL enable_mergejoin TO {value}")
 
 
 def _apply_chunk(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
@@ -283,7 +291,9 @@ def _register_listed(cursor, stage: _Stage, lines: list[int], actor: str) -> int
     The segment is locked already: segment, then the rollout lock shared, as a rollout takes them."""
     created = _insert_listed(cursor, stage, lines)
     if created:
+        _index_joins(cursor, False)
         rollout_join_users(user_ids=created, actor=actor)
+        _index_joins(cursor, True)
     return len(created)
 
 
