@@ -148,8 +148,12 @@ MEDIA_URL = "media/"
 # a staff session. A body must arrive within SEGMENTER_BODY_TIMEOUT seconds, plus one per MiB (else 408).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 SEGMENTER_IMPORT_MAX_MIB = env.int("SEGMENTER_IMPORT_MAX_MIB", default=200)
+# 10,000,000 lines of attributes are longer than of ids: by default an attribute import may fill the queue.
+SEGMENTER_IMPORT_QUEUE_MIB = env.int("SEGMENTER_IMPORT_QUEUE_MIB", default=1024)
+SEGMENTER_ATTRIBUTE_IMPORT_MAX_MIB = env.int("SEGMENTER_ATTRIBUTE_IMPORT_MAX_MIB", default=SEGMENTER_IMPORT_QUEUE_MIB)
 LARGE_BODY_PATHS = {
     r"^/api/v1/segments/[^/]+/imports/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
+    r"^/api/v1/users/attributes/imports/$": SEGMENTER_ATTRIBUTE_IMPORT_MAX_MIB * 1024 * 1024,
     r"^/admin/segments/segment/[^/]+/import/$": SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024,
     r"^/api/v1/users/attributes/$": 16 * 1024 * 1024,  # a batch of 10,000 users' attributes
 }
@@ -159,9 +163,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 SEGMENTER_IMPORT_CHUNK_LINES = max(1, env.int("SEGMENTER_IMPORT_CHUNK_LINES", default=50_000))
 # The stored files of the imports waiting for the worker (queued or running) hold at most this much; over it
 # an upload is refused with 503 and Retry-After. At least the largest body, so that one always fits.
-SEGMENTER_IMPORT_QUEUE_BYTES = env.int("SEGMENTER_IMPORT_QUEUE_MIB", default=1024) * 1024 * 1024
-if SEGMENTER_IMPORT_QUEUE_BYTES < SEGMENTER_IMPORT_MAX_MIB * 1024 * 1024:
-    raise ImproperlyConfigured("SEGMENTER_IMPORT_QUEUE_MIB must be at least SEGMENTER_IMPORT_MAX_MIB")
+SEGMENTER_IMPORT_QUEUE_BYTES = SEGMENTER_IMPORT_QUEUE_MIB * 1024 * 1024
+if SEGMENTER_IMPORT_QUEUE_MIB < max(SEGMENTER_IMPORT_MAX_MIB, SEGMENTER_ATTRIBUTE_IMPORT_MAX_MIB):
+    raise ImproperlyConfigured(
+        "SEGMENTER_IMPORT_QUEUE_MIB must be at least SEGMENTER_IMPORT_MAX_MIB and SEGMENTER_ATTRIBUTE_IMPORT_MAX_MIB"
+    )
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.TokenAuthentication"],

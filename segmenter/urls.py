@@ -10,7 +10,7 @@ from events.views import WebhookViewSet
 from reports import views as reports_views
 from segmenter import seed_api
 from segmenter.metrics import MetricsView
-from segments.views import ImportViewSet, RulePreviewView, SegmentViewSet
+from segments.views import AttributeImportsView, ImportViewSet, RulePreviewView, SegmentViewSet
 from users.views import UsersAttributesView, UsersSegmentsView, UserViewSet
 
 
@@ -46,6 +46,7 @@ urlpatterns = [
     path("api/v1/users/<str:user_id>/history/", views.served(reports_views.UserHistoryView), name="user-history"),
     # Before the router, whose users/{user_id}/ would take "segments" for a user id.
     path("api/v1/users/segments/", views.served(UsersSegmentsView), name="users-segments"),
+    path("api/v1/users/attributes/imports/", views.served(AttributeImportsView), name="attribute-imports"),
     path("api/v1/users/attributes/", views.served(UsersAttributesView), name="users-attributes"),
     path("api/v1/segments/<str:slug>/rule/preview/", views.served(RulePreviewView), name="segment-rule-preview"),
     path("api/v1/", include(router.urls)),

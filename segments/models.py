@@ -196,6 +196,17 @@ class Import(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
 
+    class Kind(models.TextChoices):
+        MEMBERS = "members"  # a segment's members (services/imports.py)
+        ATTRIBUTES = "attributes"  # users' attributes (services/attribute_imports.py)
+
+    # An attribute import has no segment: its segment_id is ATTRIBUTES_SEGMENT_ID (no segment has it) and
+    # its slug "". It keeps its mode and counts in the columns a membership import has: mode `add` stands
+    # for `merge` (ATTRIBUTE_MODES), and each count in the column ATTRIBUTE_COUNTS names.
+    ATTRIBUTES_SEGMENT_ID = 0
+    ATTRIBUTE_MODES = {"merge": "add", "replace": "replace"}  # as shown: as stored
+    ATTRIBUTE_COUNTS = {"created": "registered", "updated": "added", "entered": "already_member", "left": "removed"}
+
     # No foreign key: a segment deleted during its import fails the import, which stays to be read.
     segment_id = models.BigIntegerField()
     segment_slug = models.CharField(max_length=100)
@@ -242,4 +253,25 @@ class Import(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.kind == self.Kind.ATTRIBUTES:
+            return f"import {self.pk} of attributes ({self.shown_mode}, {self.status})"
         return f"import {self.pk} of {self.segment_slug} ({self.mode}, {self.status})"
+
+    @property
+    def kind(self) -> str:
+        return self.Kind.ATTRIBUTES if self.segment_id == self.ATTRIBUTES_SEGMENT_ID else self.Kind.MEMBERS
+
+    @property
+    def shown_mode(self) -> str:
+        """The mode as the API names it (`merge` for an attribute import's `add`)."""
+        if self.kind == self.Kind.ATTRIBUTES:
+            return next(shown for shown, stored in self.ATTRIBUTE_MODES.items() if stored == self.mode)
+        return self.mode
+
+    def count(self, name: str) -> int | None:
+        """A count of an attribute import (ATTRIBUTE_COUNTS) or of a membership import (its column), None
+        for a count the import's kind does not keep."""
+        attributes = self.kind == self.Kind.ATTRIBUTES
+        if name in self.ATTRIBUTE_COUNTS:
+            return getattr(self, self.ATTRIBUTE_COUNTS[name]) if attributes else None
+        return None if attributes else getattr(self, name)

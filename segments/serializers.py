@@ -189,21 +189,58 @@ class ImportRequestSerializer(StrictSerializer):
         return data
 
 
+class AttributeImportRequestSerializer(StrictSerializer):
+    """The query of an attribute import: how to apply the file."""
+
+    mode = serializers.ChoiceField(choices=["merge", "replace"], required=False, default="merge")
+    register = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="Register the listed users who are not registered yet (the default); false: they are skipped "
+        "and counted",
+    )
+
+
 class InvalidLineSerializer(serializers.Serializer):
     line = serializers.IntegerField(help_text="Line number in the file; for JSON, the item's number in user_ids")
     error = serializers.CharField()
 
 
+class _CountField(serializers.IntegerField):
+    """A count the import's kind keeps, null for the other kind's (Import.count)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(source="*", allow_null=True, read_only=True, **kwargs)
+
+    def to_representation(self, current):
+        return current.count(self.field_name)
+
+
 class ImportSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    segment = serializers.CharField(source="segment_slug")
-    mode = serializers.ChoiceField(choices=["add", "remove", "replace"])
+    kind = serializers.ChoiceField(
+        choices=["members", "attributes"], help_text="members: a segment's; attributes: users' attributes"
+    )
+    segment = serializers.CharField(
+        source="segment_slug", allow_null=True, help_text="The segment's slug; null for an attribute import"
+    )
+    mode = serializers.ChoiceField(
+        choices=["add", "remove", "replace", "merge"],
+        source="shown_mode",
+        help_text="add, remove, replace (members); merge, replace (attributes)",
+    )
     status = serializers.ChoiceField(choices=["queued", "running", "succeeded", "failed"])
-    total = serializers.IntegerField(allow_null=True, help_text="User id lines in the file; null until checked")
-    done = serializers.IntegerField(help_text="User id lines applied so far")
-    added = serializers.IntegerField()
-    removed = serializers.IntegerField()
-    already_member = serializers.IntegerField()
+    total = serializers.IntegerField(allow_null=True, help_text="Data lines in the file; null until checked")
+    done = serializers.IntegerField(help_text="Data lines applied so far")
+    added = _CountField(help_text="Members added (members; null for attributes)")
+    removed = _CountField(help_text="Members removed (members; null for attributes)")
+    already_member = _CountField(help_text="Listed users already members (members; null for attributes)")
+    created = _CountField(help_text="Users registered by the import (attributes; null for members)")
+    updated = _CountField(
+        help_text="Registered users whose attributes were written, changed or not (attributes; null for members)"
+    )
+    entered = _CountField(help_text="User–segment pairs joined by rule (attributes; null for members)")
+    left = _CountField(help_text="User–segment pairs left by rule (attributes; null for members)")
     unknown_users = serializers.IntegerField(help_text="Listed users not registered, skipped")
     unknown_user_ids = serializers.ListField(
         child=serializers.IntegerField(), help_text="The first 20 unknown users, in the file's order"
@@ -214,6 +251,11 @@ class ImportSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
     error = serializers.SerializerMethodField()
+
+    def to_representation(self, current):
+        shown = super().to_representation(current)
+        shown["segment"] = current.segment_slug or None
+        return shown
 
     def get_error(self, current) -> str | None:
         return current.error or None

@@ -15,6 +15,7 @@ from segments import selectors, services
 from segments.fields import parse_slug
 from segments.models import Exclusion, Import, Membership
 from segments.serializers import (
+    AttributeImportRequestSerializer,
     ExclusionSerializer,
     ImportRequestSerializer,
     ImportSerializer,
@@ -30,6 +31,7 @@ from segments.serializers import (
 
 SLUG_PARAM = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="Segment slug (case-sensitive)")
 IMPORT_FORMATS = {"text/csv": "csv", "application/json": "json"}
+ATTRIBUTE_IMPORT_FORMATS = {"application/x-ndjson": "ndjson", "text/csv": "csv"}
 IDEMPOTENCY_KEY_MAX = 255
 RULE_EXAMPLE = {
     "all": [
@@ -39,6 +41,13 @@ RULE_EXAMPLE = {
     ]
 }
 USER_ID_PARAM = OpenApiParameter("user_id", int, OpenApiParameter.PATH, description="The user's id, 1..2^63-1")
+
+IDEMPOTENCY_KEY_PARAM = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="Repeated with the same request, returns the same import (200)",
+)
 
 
 @extend_schema_view(
@@ -198,12 +207,7 @@ class SegmentViewSet(viewsets.GenericViewSet):
                 description="true: register the listed users who are not registered yet (add, replace); "
                 "default false: they are skipped, counted and the first 20 listed",
             ),
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                description="Repeated with the same request, returns the same import (200)",
-            ),
+            IDEMPOTENCY_KEY_PARAM,
         ],
         request={
             "text/csv": {"type": "string", "description": "user_id[,expires_at] a line; optional header line"},
@@ -226,30 +230,105 @@ class SegmentViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"], url_path="imports")
     def imports(self, request, slug=None):
         slug = self._slug()
-        media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
-        if media_type not in IMPORT_FORMATS:
-            raise exceptions.UnsupportedMediaType(media_type, "Send text/csv or application/json.")
+        format = _import_format(request, IMPORT_FORMATS)
         query = validated(ImportRequestSerializer, request.query_params)
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX and key.isprintable() and key.isascii()):
-            message = f"1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters."
-            raise exceptions.ValidationError({"Idempotency-Key": [message]})
         started, created = services.import_create(
             slug=slug,
             body=request.stream or io.BytesIO(),
-            format=IMPORT_FORMATS[media_type],
+            format=format,
             mode=query["mode"],
             ttl_seconds=query["ttl_seconds"],
             register=query["register"],
             actor=actor_of(request),
-            idempotency_key=key or "",
+            idempotency_key=_idempotency_key(request),
         )
-        location = request.build_absolute_uri(reverse("import-detail", args=[started.pk]))
-        return Response(
-            ImportSerializer(started).data,
-            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
-            headers={"Location": location},
+        return _import_queued(request, started, created)
+
+
+def _import_format(request, formats: dict[str, str]) -> str:
+    """The import format of the request's media type, or 415."""
+    media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
+    if media_type not in formats:
+        raise exceptions.UnsupportedMediaType(media_type, f"Send {' or '.join(formats)}.")
+    return formats[media_type]
+
+
+def _idempotency_key(request) -> str:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX and key.isprintable() and key.isascii()):
+        message = f"1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters."
+        raise exceptions.ValidationError({"Idempotency-Key": [message]})
+    return key or ""
+
+
+def _import_queued(request, started: Import, created: bool) -> Response:
+    """202 with the new import and its Location, or 200 with the one an earlier request with the key made."""
+    location = request.build_absolute_uri(reverse("import-detail", args=[started.pk]))
+    return Response(
+        ImportSerializer(started).data,
+        status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        headers={"Location": location},
+    )
+
+
+class AttributeImportsView(APIView):
+    """Users' attributes from a file: NDJSON, one `{"user_id", "attributes"}` a line, or CSV with a header
+    `user_id,key1,key2,…` (cells are strings). Checked whole by the worker (one invalid line fails the import
+    and nothing changes), then applied in chunks; poll the import at its Location."""
+
+    @extend_schema(
+        operation_id="v1_users_attributes_imports_create",
+        summary="Import users' attributes from a file (NDJSON or CSV, up to 10,000,000 lines), applied by the worker",
+        parameters=[
+            OpenApiParameter("mode", str, enum=["merge", "replace"], description="Default merge (a JSON merge patch)"),
+            OpenApiParameter(
+                "register",
+                bool,
+                description="Default true: register the listed users who are not registered yet; "
+                "false: they are skipped, counted and the first 20 listed",
+            ),
+            IDEMPOTENCY_KEY_PARAM,
+        ],
+        request={
+            "application/x-ndjson": {
+                "type": "string",
+                "description": 'One {"user_id": 1000, "attributes": {"city": "Moscow"}} a line',
+            },
+            "text/csv": {
+                "type": "string",
+                "description": "A header line user_id,key1,key2,... then a user a line; cells are strings, an "
+                "empty cell leaves its key out",
+            },
+        },
+        examples=[
+            request_example(
+                "Two users as NDJSON",
+                '{"user_id": 1000, "attributes": {"city": "Moscow", "app_version": "6.2"}}\n'
+                '{"user_id": 1001, "attributes": {"city": null, "premium": true}}\n',
+                media_type="application/x-ndjson",
+            ),
+            request_example(
+                "Two users as CSV", "user_id,city,app_version\n1000,Moscow,6.2\n1001,Kazan,\n", media_type="text/csv"
+            ),
+        ],
+        responses={
+            202: OpenApiResponse(ImportSerializer, description="Queued; Location is the import's URL"),
+            200: OpenApiResponse(ImportSerializer, description="The import of an earlier request with this key"),
+            **problems(400, 401, 403, 411, 413, 415, 422, 503),
+        },
+    )
+    def post(self, request):
+        format = _import_format(request, ATTRIBUTE_IMPORT_FORMATS)
+        query = validated(AttributeImportRequestSerializer, request.query_params)
+        started, created = services.attribute_import_create(
+            body=request.stream or io.BytesIO(),
+            format=format,
+            mode=query["mode"],
+            register=query["register"],
+            actor=actor_of(request),
+            idempotency_key=_idempotency_key(request),
         )
+        return _import_queued(request, started, created)
 
 
 @extend_schema_view(

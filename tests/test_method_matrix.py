@@ -47,6 +47,7 @@ BODIES = {
     "/api/v1/segments/{slug}/imports/": {"user_ids": [1001]},
     "/api/v1/users/": {"user_ids": [5000]},
     "/api/v1/users/segments/": {"user_ids": [1000, 5000]},
+    "/api/v1/users/attributes/imports/": {"user_id": 1000, "attributes": {"city": "Omsk"}},  # one NDJSON line
     "/api/v1/users/{user_id}/segments/": {"add": ["SEG_B"], "remove": ["SEG_A"]},
     "/api/v1/users/{user_id}/attributes/": {"attributes": {"city": "Moscow"}},
     "/api/v1/users/attributes/": {"users": [{"user_id": 1000, "attributes": {"city": "Moscow"}}]},
@@ -61,6 +62,7 @@ BODIES = {
     "/api/get_user_segments": {"user_id": 1000},
     "/api/get_user_history": {"user_id": 1000, "start_date": "2026-01"},
 }
+CONTENT_TYPES = {"/api/v1/users/attributes/imports/": "application/x-ndjson"}  # JSON for the others
 DEFAULT_BODY = {"add": ["SEG_B"], "remove": ["SEG_A"], "segment_slug": "SEG_A", "user_id": 1000}
 # Documented writes that leave this data as it is: user 1000 is already registered.
 NO_OP_WRITES = {("/api/v1/users/{user_id}/", "PUT")}
@@ -148,7 +150,9 @@ def _report_files() -> set[str]:
     return {path.name for path in folder.iterdir()} if folder.exists() else set()
 
 
-def _call(method: str, path: str, body: bytes, token: str | None) -> tuple[int, dict, bytes]:
+def _call(
+    method: str, path: str, body: bytes, token: str | None, content_type: str = "application/json"
+) -> tuple[int, dict, bytes]:
     """One request through the served WSGI application, as Django's test client runs it (no connection
     closing inside the test's transaction)."""
     environ = {
@@ -159,7 +163,7 @@ def _call(method: str, path: str, body: bytes, token: str | None) -> tuple[int, 
         "SERVER_PORT": "80",
         "SERVER_PROTOCOL": "HTTP/1.1",
         "HTTP_HOST": "localhost",
-        "CONTENT_TYPE": "application/json",
+        "CONTENT_TYPE": content_type,
         "CONTENT_LENGTH": str(len(body)),
         "wsgi.input": io.BytesIO(body),
         "wsgi.errors": io.StringIO(),
@@ -220,7 +224,7 @@ def test_every_route_and_method__only_documented_writes_with_a_writing_token_cha
             for who, value in tokens.items():
                 before, files_before = _fingerprint(), _report_files()
                 with transaction.atomic():
-                    status, _, _ = _call(method, path, body, value)
+                    status, _, _ = _call(method, path, body, value, CONTENT_TYPES.get(template, "application/json"))
                     if _fingerprint() != before:
                         changed.add((template, method, who))
                     transaction.set_rollback(True)

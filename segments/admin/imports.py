@@ -1,5 +1,5 @@
-"""The list of imports, those of the API, the admin and `import_members` alike: read-only, since the
-worker alone writes an import (services/imports.py)."""
+"""The list of imports, those of the API, the admin and `import_members` alike, and the imports of users'
+attributes: read-only, since the worker alone writes an import (services/imports.py)."""
 
 from datetime import UTC
 
@@ -45,11 +45,11 @@ class ImportAdmin(admin.ModelAdmin):
 
     @admin.display(description="segment", ordering="segment_slug")
     def segment(self, current: Import) -> str:
-        return current.segment_slug
+        return current.segment_slug if current.kind == Import.Kind.MEMBERS else "(users' attributes)"
 
     @admin.display(description="status (mode)", ordering="status")
     def status_and_mode(self, current: Import) -> str:
-        return f"{current.status} ({current.mode})"
+        return f"{current.status} ({current.shown_mode})"
 
     @admin.display(description="unknown", ordering="unknown_users")
     def unknown(self, current: Import) -> int:
@@ -91,6 +91,8 @@ class ImportAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress page")
     def progress_page(self, current: Import) -> str:
+        if current.kind == Import.Kind.ATTRIBUTES:
+            return "-"
         url = reverse("admin:segments_segment_import_progress", args=[current.segment_id, current.pk])
         return format_html('<a href="{}">Import {}: progress</a>', url, current.pk)
 

@@ -11,7 +11,7 @@ from segments.services.automatic import (
 from segments.services.exclusions import exclusion_delete
 from segments.services.expiry import memberships_expire
 from segments.services.history_partitions import history_partitions, history_partitions_ensure, history_purge
-from segments.services.import_queue import import_create, import_files_purge
+from segments.services.import_queue import attribute_import_create, import_create, import_files_purge
 from segments.services.imports import import_run
 from segments.services.memberships import (
     AddItem,
@@ -42,6 +42,7 @@ __all__ = [
     "rule_preview",
     "MembershipsChange",
     "RolloutResult",
+    "attribute_import_create",
     "bucket",
     "history_partitions",
     "history_partitions_ensure",

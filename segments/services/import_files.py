@@ -59,13 +59,15 @@ class ReceivedFile:
     size: int  # of the stored file, in bytes
 
 
-def import_file_receive(body: BinaryIO, *, format: str) -> ReceivedFile:
-    """Store `body` (`csv` or `json`) under imports/ as lines; refuse more than MAX_LINES lines (413)
-    and, for JSON, anything but `{"user_ids": [...]}` (400)."""
+def import_file_receive(body: BinaryIO, *, format: str, header: bool = False) -> ReceivedFile:
+    """Store `body` under imports/ as lines: `csv` and `ndjson` as sent, `json` an item of its user ids
+    a line; refuse more than MAX_LINES lines (and a `header` line) with 413 and, for JSON, anything but
+    `{"user_ids": [...]}` (400)."""
+    max_lines = MAX_LINES + header
     reader = _HashingReader(body)
     try:
         with tempfile.TemporaryFile() as spool:
-            lines = _csv_copy(reader, spool) if format == "csv" else _json_lines(reader, spool)
+            lines = _json_lines(reader, spool) if format == "json" else _csv_copy(reader, spool, max_lines)
             size = spool.tell()
             spool.seek(0)
             path = f"{IMPORTS_DIR}/{secrets.token_urlsafe(24)}.txt"
@@ -76,18 +78,18 @@ def import_file_receive(body: BinaryIO, *, format: str) -> ReceivedFile:
     return ReceivedFile(name=name, sha256=reader.sha256.hexdigest(), lines=lines, size=size)
 
 
-def import_file_lines(name: str) -> Iterator[bytes]:
+def import_file_lines(name: str, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
     """The stored file's lines without their line ends, line 1 first; a line longer than
-    MAX_LINE_BYTES is cut there (the parser refuses it). Memory stays within a block and a line."""
+    `max_line_bytes` is cut one byte past it (the parser refuses it). Memory stays within a block and a line."""
     with default_storage.open(name, "rb") as file:
         carry = b""
         while block := file.read(LINES_READ_BYTES):
             pieces = (carry + block).split(b"\n")
             carry = pieces.pop()
-            if len(carry) > MAX_LINE_BYTES:
-                carry = carry[: MAX_LINE_BYTES + 1]
+            if len(carry) > max_line_bytes:
+                carry = carry[: max_line_bytes + 1]
             for piece in pieces:
-                yield piece[: MAX_LINE_BYTES + 1].rstrip(b"\r")
+                yield piece[: max_line_bytes + 1].rstrip(b"\r")
         if carry:
             yield carry.rstrip(b"\r")
 
@@ -187,21 +189,22 @@ class _JsonGuard:
                 self.depth = max(self.depth - 1, 0)
 
 
-def _too_many_lines() -> BodyTooLarge:
-    return BodyTooLarge(f"An import file has at most {MAX_LINES:,} lines.", max_lines=MAX_LINES)
+def _too_many_lines(max_lines: int | None = None) -> BodyTooLarge:
+    max_lines = max_lines or MAX_LINES
+    return BodyTooLarge(f"An import file has at most {max_lines:,} lines.", max_lines=max_lines)
 
 
-def _csv_copy(reader: _HashingReader, spool) -> int:
+def _csv_copy(reader: _HashingReader, spool, max_lines: int) -> int:
     newlines, last = 0, b"\n"
     while block := reader.read(READ_BYTES):
         newlines += block.count(b"\n")
         last = block[-1:]
-        if newlines > MAX_LINES:
-            raise _too_many_lines()
+        if newlines > max_lines:
+            raise _too_many_lines(max_lines)
         spool.write(block)
     lines = newlines + (last != b"\n")
-    if lines > MAX_LINES:
-        raise _too_many_lines()
+    if lines > max_lines:
+        raise _too_many_lines(max_lines)
     return lines
 
 

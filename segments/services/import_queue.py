@@ -64,11 +64,34 @@ def import_create(
         "ttl_seconds": ttl_seconds,
         "register": register,
     }
+    return _create(received, fields, actor=actor, idempotency_key=idempotency_key, lock=f"import_segment_{segment.pk}")
+
+
+def attribute_import_create(
+    *, body: BinaryIO, format: str, mode: str, actor: str, register: bool = True, idempotency_key: str = ""
+) -> tuple[Import, bool]:
+    """Store the body (`ndjson`, or `csv` with its header line) and queue its import of users' attributes
+    (services/attribute_imports.py), `mode` merge or replace; returns (import, created), and answers a
+    repeated `idempotency_key` and a full queue as import_create does. One attribute import runs at a time."""
+    received = import_file_receive(body, format=format, header=format == "csv")
+    fields = {
+        "segment_id": Import.ATTRIBUTES_SEGMENT_ID,
+        "segment_slug": "",
+        "mode": Import.ATTRIBUTE_MODES[mode],
+        "ttl_seconds": None,
+        "register": register,
+    }
+    return _create(received, fields, actor=actor, idempotency_key=idempotency_key, lock="import_attributes")
+
+
+def _create(
+    received: ReceivedFile, fields: dict, *, actor: str, idempotency_key: str, lock: str
+) -> tuple[Import, bool]:
     try:
         earlier = _earlier(actor, idempotency_key, received.sha256, fields) if idempotency_key else None
         if not earlier:
             try:
-                return _queue(received, fields, actor=actor, idempotency_key=idempotency_key), True
+                return _queue(received, fields, actor=actor, idempotency_key=idempotency_key, lock=lock), True
             except IntegrityError:  # the same key, at the same moment: the other request's import stands
                 earlier = _earlier(actor, idempotency_key, received.sha256, fields)
                 if earlier is None:
@@ -80,7 +103,7 @@ def import_create(
     return earlier, False
 
 
-def _queue(received: ReceivedFile, fields: dict, *, actor: str, idempotency_key: str) -> Import:
+def _queue(received: ReceivedFile, fields: dict, *, actor: str, idempotency_key: str, lock: str) -> Import:
     """Create the import and its job, in one transaction, if the queue has room for its file."""
     with transaction.atomic():
         _queue_room(received.size)
@@ -93,7 +116,7 @@ def _queue(received: ReceivedFile, fields: dict, *, actor: str, idempotency_key:
             file_bytes=received.size,
         )
         # Queued in the same transaction: an import is never stored without its job, nor the reverse.
-        app.configure_task(RUN_TASK, lock=f"import_segment_{fields['segment_id']}").defer(import_id=created.pk)
+        app.configure_task(RUN_TASK, lock=lock).defer(import_id=created.pk)
     return created
 
 

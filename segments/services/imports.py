@@ -52,21 +52,31 @@ def import_run(import_id: int, *, chunk_lines: int | None = None) -> Import:
     """Check, stage and apply the import, or resume it where it stopped; returns it as it ends.
     Chunks of `chunk_lines` lines, by default settings.SEGMENTER_IMPORT_CHUNK_LINES."""
     started = _start(import_id)
-    if started is not None:
-        _run(started, _Stage(import_id), chunk_lines or settings.SEGMENTER_IMPORT_CHUNK_LINES)
+    if started is None:
+        return Import.objects.get(pk=import_id)
+    chunk_lines = chunk_lines or settings.SEGMENTER_IMPORT_CHUNK_LINES
+    if started.kind == Import.Kind.ATTRIBUTES:
+        # That module builds on this one: the receiving, staging, chunks and resuming are these.
+        from segments.services.attribute_imports import AttributeStage, attributes_apply_chunk
+
+        _run(started, AttributeStage(import_id), chunk_lines, attributes_apply_chunk)
+    else:
+        _run(started, _Stage(import_id), chunk_lines, _apply_chunk)
     return Import.objects.get(pk=import_id)
 
 
-def _run(started: Import, stage: "_Stage", chunk_lines: int) -> None:
+def _run(started: Import, stage: "_Stage", chunk_lines: int, apply_chunk) -> None:
+    """Stage the file unless staged already, then apply `apply_chunk(import id, stage, chunk_lines)` until it
+    answers False (each call one chunk, one transaction)."""
     try:
         if started.total is None or not stage.ready(started):
             problems = stage.fill(started)
             if problems is not None:
                 _finish(started, Import.Status.FAILED, error=problems, stage=stage)
                 return
-        while _apply_chunk(started.pk, stage, chunk_lines):
+        while apply_chunk(started.pk, stage, chunk_lines):
             pass
-        if started.mode == Import.Mode.REPLACE:
+        if started.kind == Import.Kind.MEMBERS and started.mode == Import.Mode.REPLACE:
             while _remove_unlisted(started.pk, stage, chunk_lines):
                 pass
     except ImportFailed as exc:
@@ -228,13 +238,21 @@ def _locked(cursor, import_id: int) -> tuple[int, Import]:
     taken before the import make the planner pick them), so a chunk's cost would grow with the
     tables, not with the chunk. Turned off for this transaction only (SET LOCAL).
     """
-    cursor.execute("SET LOCAL enable_hashjoin = off")
-    cursor.execute("SET LOCAL enable_mergejoin = off")
+    _index_joins(cursor, True)
     current = Import.objects.only("segment_id").get(pk=import_id)
     cursor.execute("SELECT id FROM segments_segment WHERE id = %s FOR NO KEY UPDATE", [current.segment_id])
     if cursor.fetchone() is None:
         raise ImportFailed("The segment was deleted during the import.")
     return current.segment_id, Import.objects.select_for_update().get(pk=import_id)
+
+
+def _index_joins(cursor, only: bool) -> None:
+    """Make this transaction's statements join by indexes only (`_locked` says why), or let the planner choose
+    again: the evaluation of users against segments (services/automatic.py) plans its own joins over segments'
+    members, which nested loops alone would take minutes a chunk over."""
+    value = "off" if only else "DEFAULT"
+    cursor.execute(f"SET LOCAL enable_hashjoin TO {value}")
+    cursor.execute(f"SET LOCAL enable_mergejoin TO {value}")
 
 
 def _apply_chunk(import_id: int, stage: _Stage, chunk_lines: int) -> bool:
@@ -271,15 +289,23 @@ def _register_listed(cursor, stage: _Stage, lines: list[int], actor: str) -> int
     """Register the chunk's users who are not registered yet, in one statement, and give them the
     rollouts that cover them (as users_register does for a list); returns how many were registered.
     The segment is locked already: segment, then the rollout lock shared, as a rollout takes them."""
+    created = _insert_listed(cursor, stage, lines)
+    if created:
+        _index_joins(cursor, False)
+        rollout_join_users(user_ids=created, actor=actor)
+        _index_joins(cursor, True)
+    return len(created)
+
+
+def _insert_listed(cursor, stage: _Stage, lines: list[int]) -> list[int]:
+    """Insert the chunk's users who are not registered yet, in one statement; their ids. The caller makes
+    them join their segments in its transaction."""
     cursor.execute(
         f"INSERT INTO users_user (id, created_at) SELECT i.user_id, {CLOCK} FROM {stage.table} i"
         " WHERE i.n > %s AND i.n <= %s ORDER BY i.user_id ON CONFLICT (id) DO NOTHING RETURNING id",
         lines,
     )
-    created = [row[0] for row in cursor.fetchall()]
-    if created:
-        rollout_join_users(user_ids=created, actor=actor)
-    return len(created)
+    return [row[0] for row in cursor.fetchall()]
 
 
 def _list_unknown(cursor, stage: _Stage, lines: list[int], current: Import) -> None:

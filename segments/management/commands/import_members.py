@@ -18,6 +18,7 @@ INTERRUPTED = 130  # the exit status of a process stopped by Ctrl-C
 
 
 class Command(BaseCommand):
+    earlier_import = "an earlier import of the segment"  # what a queued import may wait for, besides a worker
     help = (
         "Import a file of user ids into a segment, as the API does: the worker (manage.py worker) applies it "
         "while this waits with a progress bar; exits non-zero when the import fails."
@@ -105,7 +106,7 @@ class Command(BaseCommand):
                     noticed = True
                     with tqdm.external_write_mode(file=sys.stderr):
                         self.stderr.write(
-                            "waiting for a worker (manage.py worker), or for an earlier import of the segment",
+                            f"waiting for a worker (manage.py worker), or for {self.earlier_import}",
                             style_func=self.style.WARNING,
                         )
                 time.sleep(POLL_SECONDS)
