@@ -22,6 +22,13 @@ CHECKS = [not_a_server_error, response_schema_conformance, status_code_conforman
 MAX_EXAMPLES = 12
 
 
+@schemathesis.serializer("application/x-ndjson")
+def _ndjson(ctx, value) -> bytes:
+    """An NDJSON body is described as a string (a user a line): sent as its text, even one that is not valid
+    UTF-8 (the server must refuse it with a 400)."""
+    return str(value).encode("utf-8", "surrogatepass")
+
+
 @pytest.fixture
 def keep_test_connection():
     """The WSGI app would close the connection at the end of each request, and with it the test's transaction
